@@ -1,0 +1,382 @@
+"""The ``bff`` command line.
+
+``bff serve``, ``bff demo``, ``bff services``, ``bff config check|schema`` and
+``bff schema export|check``. Errors print one line (or one line per configuration problem) and
+exit non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bff.errors import ConfigError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+DEMO_APPS = ("web", "mobile", "iot")
+
+
+class CommandError(Exception):
+    """A failure the CLI reports as one line and exit status ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _demo_config_path() -> Path:
+    return Path(str(resources.files("bff").joinpath("demo.yaml")))
+
+
+def _load(path: str | os.PathLike[str]) -> Any:
+    from bff.config import load_config
+
+    return load_config(path)
+
+
+# -- serve -------------------------------------------------------------------------------------
+
+
+def _serve(config_path: str, host: str | None, port: int | None, workers: int) -> int:
+    import uvicorn
+
+    config = _load(config_path)
+    host = host or config.listen.host
+    port = port or config.listen.port
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "proxy_headers": False,  # client IPs come from our own trusted_proxies handling
+        "server_header": False,
+        "date_header": True,
+        "log_level": config.observability.log_level
+        if hasattr(config.observability, "log_level")
+        else "info",
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        os.environ["BFF_CONFIG"] = str(Path(config_path).resolve())
+        uvicorn.run("bff.cli:app_from_environment", factory=True, workers=workers, **common)
+    else:
+        from bff.gateway import build_gateway
+
+        uvicorn.run(build_gateway(config), **common)
+    return EXIT_OK
+
+
+def app_from_environment() -> Any:
+    """ASGI factory for worker processes: builds the gateway from ``$BFF_CONFIG``."""
+    from bff.gateway import build_gateway
+
+    return build_gateway(_load(os.environ["BFF_CONFIG"]))
+
+
+# -- demo --------------------------------------------------------------------------------------
+
+
+def _wait_healthy(urls: Sequence[str], timeout: float = 15.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    pending = list(urls)
+    while pending:
+        url = pending[0]
+        try:
+            if httpx.get(url + "/health", timeout=1.0).status_code == 200:
+                pending.pop(0)
+                continue
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise CommandError(f"sample service at {url} did not start within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def demo_token(secret: str, subject: str = "1") -> str:
+    """A JWT for the demo user: scopes to read and place orders, valid for a day."""
+    import jwt
+
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "scope": "orders:read orders:write",
+        "tier": "pro",
+        "iat": now,
+        "exp": now + 86400,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
+    import uvicorn
+
+    names = ("users", "orders", "products", "reviews")
+    urls = {n: f"http://127.0.0.1:{port_base + i}" for i, n in enumerate(names)}
+    for name, url in urls.items():
+        os.environ.setdefault(f"{name.upper()}_URL", url)
+    os.environ.setdefault("USERS_NEXT_URL", urls["users"])
+    demo_dir = os.environ.setdefault("BFF_DEMO_DIR", tempfile.mkdtemp(prefix="bff-demo-"))
+    cmd = [sys.executable, "-m", "services", "--port-base", str(port_base)]
+    if latency_ms:
+        cmd += ["--latency-ms", str(latency_ms)]
+    services = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        _wait_healthy(list(urls.values()))
+        config = _load(_demo_config_path())
+        from bff.gateway import build_gateway
+
+        gateway = build_gateway(config)
+        base = f"http://{host}:{port}"
+        secret = os.environ.get("BFF_JWT_SECRET", "demo-secret-change-me")
+        print("bff demo is starting")
+        print(f"  sample services   {', '.join(f'{n} {u}' for n, u in urls.items())}")
+        for app in DEMO_APPS:
+            print(f"  GraphQL {app:<9} {base}/graphql/{app}")
+        print(f"  GraphiQL          {base}/graphql/web (open it in a browser)")
+        print(f"  REST passthrough  {base}/api/users/42")
+        print(f"  health            {base}/healthz  {base}/readyz")
+        print(f"  demo data dir     {demo_dir}")
+        print("  a JWT for user 1 (scopes orders:read orders:write), for the Authorization header:")
+        print(f"    Bearer {demo_token(secret)}")
+        print("  try:")
+        print(
+            f"    curl -s {base}/graphql/web -H 'content-type: application/json' "
+            "-d '{\"query\": \"{ users(limit: 2) { items { id name } } }\"}'"
+        )
+        sys.stdout.flush()
+        uvicorn.run(
+            gateway,
+            host=host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            server_header=False,
+            log_level="info",
+        )
+    finally:
+        services.send_signal(signal.SIGTERM)
+        try:
+            services.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            services.kill()
+    return EXIT_OK
+
+
+# -- services ----------------------------------------------------------------------------------
+
+
+def _services(argv: list[str]) -> int:
+    try:
+        module = importlib.import_module("services.cli")
+    except ImportError as exc:
+        raise CommandError(f"the sample services are not installed: {exc}") from exc
+    return int(module.main(argv) or 0)
+
+
+# -- config ------------------------------------------------------------------------------------
+
+
+def _config_check(path: str) -> int:
+    from bff.config import summarize
+
+    try:
+        config = _load(path)
+    except ConfigError as exc:
+        where = exc.source or path
+        print(f"{where}: invalid configuration ({len(exc.problems)} problem(s))", file=sys.stderr)
+        for key, message in exc.problems:
+            print(f"  {key}: {message}" if key else f"  {message}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{path}: OK")
+    print(summarize(config))
+    return EXIT_OK
+
+
+def _config_schema() -> int:
+    from bff.config import config_json_schema
+
+    print(json.dumps(config_json_schema(), indent=2))
+    return EXIT_OK
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+def _schemas(config_path: str | None, app: str | None) -> dict[str, Any]:
+    from bff.graphql import Registry, build_schema
+
+    config = _load(config_path or _demo_config_path())
+    apps = list(config.graphql.apps)
+    if not apps:
+        raise CommandError("the configuration declares no graphql.apps")
+    if app is not None:
+        if app not in apps:
+            raise CommandError(f"unknown app {app!r} (configured: {', '.join(apps)})")
+        apps = [app]
+    registry = Registry.from_module_names(config.graphql.schema_modules)
+    return {name: build_schema(name, registry)._schema for name in apps}
+
+
+def _schema_export(config_path: str | None, app: str | None, out: str) -> int:
+    from bff.graphql.sdl import export_sdl
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, schema in _schemas(config_path, app).items():
+        target = out_dir / f"{name}.graphql"
+        target.write_text(export_sdl(schema))
+        print(f"wrote {target}")
+    return EXIT_OK
+
+
+def _schema_check(config_path: str | None, app: str | None, out: str) -> int:
+    from bff.graphql.sdl import diff_sdl, export_sdl
+
+    failed = False
+    for name, schema in _schemas(config_path, app).items():
+        target = Path(out) / f"{name}.graphql"
+        if not target.exists():
+            print(f"{name}: {target} is missing (run `bff schema export`)")
+            failed = True
+            continue
+        diff = diff_sdl(target.read_text(), export_sdl(schema))
+        if not diff.changed:
+            print(f"{name}: up to date with {target}")
+            continue
+        failed = True
+        print(f"{name}: the code's schema differs from {target}")
+        for line in diff.breaking:
+            print(f"  breaking  {line}")
+        for line in diff.safe:
+            print(f"  safe      {line}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+# -- the parser --------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bff",
+        description="bff: a Backend-for-Frontend GraphQL aggregation gateway.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the gateway from a configuration file")
+    p.add_argument("--config", "-c", required=True, help="the gateway YAML file")
+    p.add_argument("--host", help="listen address (default: listen.host of the file)")
+    p.add_argument("--port", type=int, help="listen port (default: listen.port of the file)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    p = sub.add_parser(
+        "demo",
+        help="start the four sample services and the gateway with the bundled demo config",
+        description="Starts users, orders, products and reviews on --port-base.. and the gateway "
+        "on --port, prints the URLs (GraphiQL at /graphql/web) and a ready JWT. Ctrl-C stops all.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="gateway address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="gateway port (default 8080)")
+    p.add_argument("--port-base", type=int, default=9101, help="first sample-service port")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="latency the services add")
+
+    sub.add_parser(
+        "services",
+        help="run the sample REST services (see `bff services --help`)",
+        add_help=False,
+    )
+
+    p = sub.add_parser("config", help="validate a configuration or print its JSON Schema")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    c = csub.add_parser("check", help="validate FILE: errors exit 2, else print a summary")
+    c.add_argument("file", help="the gateway YAML file")
+    csub.add_parser("schema", help="print the JSON Schema of the configuration file")
+
+    p = sub.add_parser("schema", help="export or check the GraphQL SDL of each app")
+    ssub = p.add_subparsers(dest="schema_command", metavar="ACTION")
+    for action, text in (
+        ("export", "write <out>/<app>.graphql for each app"),
+        ("check", "exit 1 when the code's schema differs from <out>/<app>.graphql"),
+    ):
+        s = ssub.add_parser(action, help=text)
+        s.add_argument("--config", "-c", help="gateway YAML (default: the bundled demo config)")
+        s.add_argument("--app", help="only this app")
+        s.add_argument("--out", default="schema", help="directory of the SDL files (schema/)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bff`` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["services"]:
+        return _run(lambda: _services(args_list[1:]))
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _run(lambda: _serve(args.config, args.host, args.port, args.workers))
+    if args.command == "demo":
+        return _run(lambda: _demo(args.host, args.port, args.port_base, args.latency_ms))
+    if args.command == "config":
+        if args.config_command == "check":
+            return _run(lambda: _config_check(args.file))
+        if args.config_command == "schema":
+            return _run(_config_schema)
+    if args.command == "schema":
+        if args.schema_command == "export":
+            return _run(lambda: _schema_export(args.config, args.app, args.out))
+        if args.schema_command == "check":
+            return _run(lambda: _schema_check(args.config, args.app, args.out))
+    parser.print_help()
+    return EXIT_INVALID
+
+
+def _run(action: Any) -> int:
+    from bff.graphql import RegistryError
+
+    try:
+        return int(action())
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        print(f"bff: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except (CommandError, RegistryError) as exc:
+        print(f"bff: {exc}", file=sys.stderr)
+        return getattr(exc, "code", EXIT_FAILED)
+    except OSError as exc:
+        print(f"bff: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get("BFF_DEBUG"):
+            raise
+        print(f"bff: unexpected error: {type(exc).__name__}: {exc} (BFF_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with contextlib.suppress(KeyboardInterrupt):
+        raise SystemExit(main())

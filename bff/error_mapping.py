@@ -1,0 +1,92 @@
+"""The one place where typed errors become HTTP answers and GraphQL error entries.
+
+See DESIGN.md's table. REST bodies are ``{"error": {"code", "message", "request_id"}}``;
+GraphQL errors carry ``extensions.code``. Anything that is not a :class:`GatewayError` is an
+internal error: logged with its traceback, masked for the client.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from bff.errors import (
+    BadRequest,
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthenticated,
+    UnsupportedMediaType,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+__all__ = ["graphql_code", "http_status", "rest_error", "rest_error_headers"]
+
+_STATUS: dict[type[GatewayError], int] = {
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    MethodNotAllowed: 405,
+    NotAcceptable: 406,
+    BadRequest: 400,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    RateLimited: 429,
+    ServiceUnavailable: 503,
+    UpstreamUnavailable: 503,
+    UpstreamTimeout: 504,
+    UpstreamError: 502,
+}
+
+
+def http_status(exc: BaseException) -> int:
+    """The REST status code for ``exc`` (500 for anything unexpected)."""
+    for cls in type(exc).__mro__:
+        status = _STATUS.get(cls)  # type: ignore[call-overload]
+        if status is not None:
+            return status
+    return 500
+
+
+def graphql_code(exc: BaseException) -> str:
+    """The GraphQL ``extensions.code`` for ``exc`` (INTERNAL_SERVER_ERROR when unexpected)."""
+    if isinstance(exc, GatewayError):
+        return exc.code
+    return "INTERNAL_SERVER_ERROR"
+
+
+def _retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+def rest_error_headers(exc: BaseException) -> list[tuple[str, str]]:
+    """Headers that go with ``exc``'s status (WWW-Authenticate, Retry-After, Allow, ...)."""
+    headers: list[tuple[str, str]] = []
+    if isinstance(exc, Unauthenticated):
+        headers.append(("www-authenticate", f'{exc.scheme} realm="bff"'))
+    elif isinstance(exc, RateLimited | UpstreamUnavailable | ServiceUnavailable):
+        headers.append(("retry-after", _retry_after(exc.retry_after)))
+    elif isinstance(exc, MethodNotAllowed):
+        headers.append(("allow", ", ".join(exc.allow)))
+    if isinstance(exc, GatewayError):
+        headers.extend(exc.headers.items())
+    return headers
+
+
+def rest_error(exc: BaseException, request_id: str | None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and JSON body for a REST error answer."""
+    if isinstance(exc, GatewayError):
+        code, message = exc.code, exc.message
+    else:
+        code, message = "INTERNAL_SERVER_ERROR", "internal server error"
+    body = orjson.dumps({"error": {"code": code, "message": message, "request_id": request_id}})
+    headers = [("content-type", "application/json"), *rest_error_headers(exc)]
+    return http_status(exc), headers, body

@@ -1,0 +1,162 @@
+"""The root ASGI application, built from a configuration.
+
+:func:`build_gateway` makes every per-process object once (upstream pools, schemas, document
+caches, clients) and assembles the request path as a plain list of pure-ASGI edge layers around a
+dispatcher that knows the GraphQL apps, the health endpoints and (later) the passthrough routes.
+The ASGI lifespan closes what was opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bff.asgi import ASGIApp, Receive, Scope, Send, send_response
+from bff.config import GatewayConfig
+from bff.edge import REQUEST_ID_KEY, RequestIdLayer
+from bff.error_mapping import rest_error
+from bff.errors import NotFound
+from bff.graphql import (
+    ClientCache,
+    FrontendSchema,
+    GraphQLApp,
+    GraphQLAppSettings,
+    Registry,
+    build_schema,
+)
+from bff.graphql.guards import install_guards
+from bff.upstream import TransportKind, UpstreamPool
+
+__all__ = ["Gateway", "build_gateway"]
+
+log = logging.getLogger("bff.gateway")
+
+
+class Gateway:
+    """The gateway process's ASGI app. Build it with :func:`build_gateway`."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        upstreams: UpstreamPool,
+        registry: Registry | None,
+        schemas: dict[str, FrontendSchema],
+        graphql_apps: dict[str, GraphQLApp],
+    ) -> None:
+        self.config = config
+        self.upstreams = upstreams
+        self.registry = registry
+        self.schemas = schemas
+        self.graphql_apps = graphql_apps
+        self.ready = False
+        self._exact: dict[str, ASGIApp] = {
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+        }
+        for app in graphql_apps.values():
+            self._exact[app.settings.path] = app
+        self._on_shutdown: list[Callable[[], Any]] = [upstreams.aclose]
+        self._app: ASGIApp = self._build_edge_stack(self._dispatch)
+
+    def _build_edge_stack(self, app: ASGIApp) -> ASGIApp:
+        # Outermost first, as a request meets them.
+        layers: list[Callable[[ASGIApp], ASGIApp]] = [RequestIdLayer]
+        for layer in reversed(layers):
+            app = layer(app)
+        return app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        app = self._exact.get(path)
+        if app is None and len(path) > 1 and path.endswith("/"):
+            app = self._exact.get(path.rstrip("/"))
+        if app is not None:
+            await app(scope, receive, send)
+            return
+        status, headers, body = rest_error(
+            NotFound(f"no route for {path!r}"[:300]), scope.get(REQUEST_ID_KEY)
+        )
+        await send_response(send, status, body, headers)
+
+    async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_response(
+            send, 200, b'{"status":"ok"}', [("content-type", "application/json")]
+        )
+
+    async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        checks = {"upstream_pools": "ok" if self.ready else "not started"}
+        ok = all(v == "ok" for v in checks.values())
+        body = orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks})
+        await send_response(send, 200 if ok else 503, body, [("content-type", "application/json")])
+
+    async def startup(self) -> None:
+        """Start background work; the gateway reports ready afterwards."""
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        """Report not ready, then close every pool and background task."""
+        self.ready = False
+        for close in self._on_shutdown:
+            try:
+                result = close()
+                if hasattr(result, "__await__"):
+                    await result
+            except Exception:
+                log.exception("error while shutting down")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def build_gateway(config: GatewayConfig, *, transport: TransportKind | None = None) -> Gateway:
+    """Build the gateway for ``config``; raises on a schema module that cannot be built."""
+    upstreams = UpstreamPool.from_config(config.upstreams, transport=transport)
+    registry: Registry | None = None
+    schemas: dict[str, FrontendSchema] = {}
+    apps: dict[str, GraphQLApp] = {}
+    if config.graphql.apps:
+        registry = Registry.from_module_names(config.graphql.schema_modules)
+        clients = ClientCache(upstreams)
+        for name, app_cfg in config.graphql.apps.items():
+            schema = build_schema(name, registry)
+            install_guards(schema._schema)
+            schemas[name] = schema
+            settings = GraphQLAppSettings(
+                name=name,
+                path=app_cfg.path,
+                auth=app_cfg.auth,
+                graphiql=app_cfg.graphiql,
+                timeout=app_cfg.timeout,
+                max_body_bytes=config.limits.max_body_bytes,
+                max_tokens=app_cfg.max_tokens,
+                hide_suggestions=not config.is_development,
+            )
+            apps[name] = GraphQLApp(
+                settings, schema._schema, loaders=registry.loaders, clients=clients
+            )
+    return Gateway(config, upstreams=upstreams, registry=registry, schemas=schemas, graphql_apps=apps)

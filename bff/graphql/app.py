@@ -1,0 +1,315 @@
+"""One GraphQL BFF app (``/graphql/web``, ...) as a pure ASGI application.
+
+GraphQL over HTTP as clients expect it: POST with a JSON body ``{query, variables,
+operationName, extensions}`` (or ``application/graphql``), GET with query parameters for queries
+(a mutation over GET is 405), ``application/graphql-response+json`` or ``application/json``
+answers, GraphiQL on a browser's GET when the app enables it. Every bad input is a 400 with a
+GraphQL-shaped body, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from graphql import ExecutionResult, GraphQLSchema, execute
+
+from bff.asgi import Receive, Scope, Send, header, read_body, send_response
+from bff.auth.principal import ANONYMOUS, PRINCIPAL_KEY, Principal
+from bff.error_mapping import http_status, rest_error_headers
+from bff.errors import (
+    BadRequest,
+    GatewayError,
+    MethodNotAllowed,
+    NotAcceptable,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+from bff.graphql.context import ClientCache, Context
+from bff.graphql.documents import DocumentCache, PreparedDocument
+from bff.graphql.errors import format_error, request_error
+from bff.graphql.registry import LoaderSpec
+from bff.upstream.deadline import deadline
+
+__all__ = ["GraphQLApp", "GraphQLAppSettings", "GraphQLRequest"]
+
+log = logging.getLogger("bff.graphql")
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+_GRAPHIQL_HTML: bytes | None = None
+
+
+def _graphiql_page(path: str) -> bytes:
+    global _GRAPHIQL_HTML
+    if _GRAPHIQL_HTML is None:
+        _GRAPHIQL_HTML = resources.files("bff.graphql").joinpath("graphiql.html").read_bytes()
+    return _GRAPHIQL_HTML.replace(b"{{ENDPOINT}}", orjson.dumps(path))
+
+
+@dataclass(frozen=True)
+class GraphQLAppSettings:
+    """What one app needs from the configuration (``graphql.apps.<name>``)."""
+
+    name: str
+    path: str
+    auth: str = "optional"
+    graphiql: bool = False
+    timeout: float = 30.0
+    max_body_bytes: int = 1024 * 1024
+    max_tokens: int = 5000
+    document_cache_bytes: int = 16 * 1024 * 1024
+    hide_suggestions: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class GraphQLRequest:
+    """A GraphQL request as read off the wire."""
+
+    query: str
+    variables: dict[str, Any] | None
+    operation_name: str | None
+    extensions: dict[str, Any] | None
+
+
+def _negotiate(accept: bytes | None, *, allow_html: bool) -> str:
+    """The response media type for ``Accept`` (raises :class:`NotAcceptable`)."""
+    if not accept:
+        return JSON
+    offers = [GRAPHQL_RESPONSE_JSON, JSON]
+    if allow_html:
+        offers.append("text/html")
+    best, best_q = "", 0.0
+    for part in accept.decode("latin-1").split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for p in params.split(";"):
+            k, _, v = p.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        if q <= best_q:
+            continue
+        if media in ("*/*", "application/*"):
+            best, best_q = JSON, q
+        elif media in offers:
+            best, best_q = media, q
+    if not best:
+        raise NotAcceptable("the Accept header names no media type this endpoint can produce")
+    return best
+
+
+def _parse_json_request(body: bytes) -> GraphQLRequest:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if isinstance(data, list):
+        raise BadRequest("batched operations (a JSON array body) are not enabled on this endpoint")
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return _request_from_mapping(data, from_query_string=False)
+
+
+def _request_from_mapping(data: Mapping[str, Any], *, from_query_string: bool) -> GraphQLRequest:
+    query = data.get("query")
+    variables = data.get("variables")
+    operation_name = data.get("operationName")
+    extensions = data.get("extensions")
+    if from_query_string:
+        variables = _json_param("variables", variables)
+        extensions = _json_param("extensions", extensions)
+    if query is None or query == "":
+        raise BadRequest("the request has no 'query'")
+    if not isinstance(query, str):
+        raise BadRequest("'query' must be a string")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("'variables' must be an object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        raise BadRequest("'operationName' must be a string")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise BadRequest("'extensions' must be an object")
+    return GraphQLRequest(query, variables, operation_name or None, extensions)
+
+
+def _json_param(name: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"the '{name}' parameter is not valid JSON") from None
+
+
+class GraphQLApp:
+    """The ASGI app of one frontend's GraphQL endpoint."""
+
+    def __init__(
+        self,
+        settings: GraphQLAppSettings,
+        schema: GraphQLSchema,
+        *,
+        loaders: dict[str, LoaderSpec],
+        clients: ClientCache,
+    ) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.loaders = loaders
+        self.clients = clients
+        self.documents = DocumentCache(
+            schema,
+            max_bytes=settings.document_cache_bytes,
+            max_tokens=settings.max_tokens,
+            hide_suggestions=settings.hide_suggestions,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        media = JSON
+        try:
+            if method == "POST":
+                media = _negotiate(header(scope, b"accept"), allow_html=False)
+                request = await self._read_post(scope, receive)
+            elif method in ("GET", "HEAD"):
+                media = _negotiate(header(scope, b"accept"), allow_html=self.settings.graphiql)
+                if media == "text/html":
+                    await send_response(
+                        send,
+                        200,
+                        _graphiql_page(scope.get("root_path", "") + self.settings.path),
+                        [("content-type", "text/html; charset=utf-8")],
+                    )
+                    return
+                request = self._read_get(scope)
+            else:
+                raise MethodNotAllowed("GraphQL endpoints accept GET and POST", allow=["GET", "POST"])
+            status, body = await self.run(request, scope, get=method != "POST")
+        except GatewayError as exc:
+            await self._send_error(
+                send,
+                http_status(exc),
+                media if media != "text/html" else JSON,
+                exc.message,
+                "BAD_REQUEST" if isinstance(exc, BadRequest) else exc.code,
+                rest_error_headers(exc),
+            )
+            return
+        await send_response(
+            send,
+            status,
+            orjson.dumps(body),
+            [("content-type", media), ("cache-control", "no-store")],
+        )
+
+    async def _read_post(self, scope: Scope, receive: Receive) -> GraphQLRequest:
+        body = await read_body(receive, scope, self.settings.max_body_bytes)
+        ctype = (header(scope, b"content-type") or b"application/json").split(b";")[0].strip()
+        ctype = ctype.lower()
+        if ctype in (b"application/json", b"application/graphql-response+json", b""):
+            return _parse_json_request(body)
+        if ctype == b"application/graphql":
+            try:
+                query = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("the request body is not valid UTF-8") from None
+            return _request_from_mapping({"query": query}, from_query_string=False)
+        raise UnsupportedMediaType()
+
+    def _read_get(self, scope: Scope) -> GraphQLRequest:
+        try:
+            qs = scope.get("query_string", b"").decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the query string is not valid UTF-8") from None
+        params = {k: v[0] for k, v in parse_qs(qs, keep_blank_values=True).items()}
+        return _request_from_mapping(params, from_query_string=True)
+
+    async def run(
+        self, request: GraphQLRequest, scope: Scope, *, get: bool = False
+    ) -> tuple[int, dict[str, Any]]:
+        """Prepare and execute ``request``; returns the HTTP status and the response body."""
+        principal: Principal = scope.get(PRINCIPAL_KEY) or ANONYMOUS
+        if self.settings.auth == "required" and not principal.is_authenticated:
+            raise Unauthenticated("this endpoint requires authentication")
+        if self.settings.auth == "api_key" and principal.kind != "api_key":
+            raise Unauthenticated("this endpoint requires an API key", scheme="ApiKey")
+
+        prepared = self.documents.get(request.query)
+        if prepared.errors:
+            return 400, {"errors": [format_error(e, prepared.error_code) for e in prepared.errors]}
+        operation = prepared.operation(request.operation_name)
+        if operation is None:
+            message = (
+                f"Unknown operation named '{request.operation_name}'."
+                if request.operation_name
+                else "Must provide operation name if query contains multiple operations."
+            )
+            return 400, {"errors": [request_error(message, "BAD_REQUEST")]}
+        if get and prepared.is_mutation(request.operation_name):
+            raise MethodNotAllowed("mutations must be sent with POST", allow=["POST"])
+        return await self.execute(prepared, request, principal, scope)
+
+    async def execute(
+        self,
+        prepared: PreparedDocument,
+        request: GraphQLRequest,
+        principal: Principal,
+        scope: Scope,
+    ) -> tuple[int, dict[str, Any]]:
+        """Execute a prepared, valid document."""
+        context = Context(
+            app=self.settings.name,
+            loaders=self.loaders,
+            clients=self.clients,
+            principal=principal,
+        )
+        assert prepared.document is not None
+        with deadline(self.settings.timeout):
+            result = execute(
+                self.schema,
+                prepared.document,
+                context_value=context,
+                variable_values=request.variables,
+                operation_name=request.operation_name,
+            )
+            if not isinstance(result, ExecutionResult):
+                result = await result
+        body: dict[str, Any] = {}
+        status = 200
+        if result.errors:
+            if result.data is None and all(e.path is None for e in result.errors):
+                # Variable coercion or operation selection failed: a request error.
+                status = 400
+                body["errors"] = [format_error(e, "BAD_USER_INPUT") for e in result.errors]
+                return status, body
+            body["errors"] = [format_error(e) for e in result.errors]
+        body["data"] = result.data
+        if context.degraded:
+            context.extensions["degraded"] = context.degraded
+        if context.extensions:
+            body["extensions"] = context.extensions
+        return status, body
+
+    async def _send_error(
+        self,
+        send: Send,
+        status: int,
+        media: str,
+        message: str,
+        code: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        body = orjson.dumps({"errors": [request_error(message, code)]})
+        hdrs = [("content-type", media), ("cache-control", "no-store")]
+        hdrs.extend(h for h in headers or () if h[0] != "content-type")
+        await send_response(send, status, body, hdrs)

@@ -1,0 +1,86 @@
+"""The per-request context every resolver receives as ``info.context``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from bff.auth.principal import ANONYMOUS, Principal
+from bff.graphql.loaders import BatchLoader, Loaders
+
+if TYPE_CHECKING:
+    from bff.graphql.registry import LoaderSpec
+    from bff.upstream import Upstream
+
+__all__ = ["ClientCache", "Context"]
+
+C = TypeVar("C")
+
+
+class ClientCache:
+    """Per-process typed clients, built on first use from the upstream pool.
+
+    A client class takes the upstream mapping as its only positional argument
+    (``UsersClient(upstreams)``); one instance per class serves every request.
+    """
+
+    def __init__(self, upstreams: Mapping[str, Upstream]) -> None:
+        self.upstreams = upstreams
+        self._clients: dict[type, Any] = {}
+
+    def get(self, cls: type[C]) -> C:
+        client = self._clients.get(cls)
+        if client is None:
+            client = self._clients[cls] = cls(self.upstreams)  # type: ignore[call-arg]
+        return client  # type: ignore[no-any-return]
+
+
+class Context:
+    """What a resolver may use: the caller, the request's loaders, clients and upstreams.
+
+    ``degraded`` collects the paths served from a stale fallback; ``extensions`` is merged into
+    the response's ``extensions``.
+    """
+
+    __slots__ = (
+        "_loaders",
+        "app",
+        "clients",
+        "degraded",
+        "extensions",
+        "headers",
+        "principal",
+    )
+
+    def __init__(
+        self,
+        *,
+        app: str,
+        loaders: dict[str, LoaderSpec],
+        clients: ClientCache,
+        principal: Principal = ANONYMOUS,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        self.principal = principal
+        self.clients = clients
+        self.headers = headers or {}
+        self.degraded: list[str] = []
+        self.extensions: dict[str, Any] = {}
+        self._loaders = Loaders(loaders, self)
+
+    @property
+    def loaders(self) -> Loaders:
+        return self._loaders
+
+    def loader(self, name: str) -> BatchLoader:
+        """The request's loader called ``name``."""
+        return self._loaders[name]
+
+    def client(self, cls: Callable[..., C]) -> C:
+        """The process-wide instance of a typed client class."""
+        return self.clients.get(cls)  # type: ignore[arg-type]
+
+    @property
+    def upstreams(self) -> Mapping[str, Upstream]:
+        return self.clients.upstreams

@@ -1,0 +1,41 @@
+"""Per-request time budgets.
+
+A request entering the gateway gets a deadline (its app's or route's ``timeout``, shortened by an
+``X-Request-Timeout`` header); every upstream call made on its behalf gets the remaining budget,
+capped by the upstream's own read timeout. Once the budget is spent, further calls fail at once
+with :class:`~bff.errors.UpstreamTimeout` instead of queueing work nobody will wait for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+__all__ = ["deadline", "remaining_budget"]
+
+_deadline: ContextVar[float | None] = ContextVar("bff_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Run the block with a budget of ``seconds`` (never extending an enclosing budget)."""
+    if seconds is None:
+        yield
+        return
+    new = time.monotonic() + seconds
+    current = _deadline.get()
+    token = _deadline.set(new if current is None else min(new, current))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining_budget() -> float | None:
+    """Seconds left in the current request's budget, or ``None`` when it has none."""
+    end = _deadline.get()
+    if end is None:
+        return None
+    return end - time.monotonic()

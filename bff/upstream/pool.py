@@ -1,0 +1,56 @@
+"""All configured upstreams of one gateway process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from bff.upstream.transport import TransportKind
+from bff.upstream.upstream import Upstream
+
+if TYPE_CHECKING:
+    from bff.config import UpstreamConfig
+
+__all__ = ["UpstreamPool"]
+
+
+class UpstreamPool(Mapping[str, Upstream]):
+    """The upstreams by name, built once at start-up and closed at shutdown."""
+
+    def __init__(self, upstreams: Mapping[str, Upstream]) -> None:
+        self._upstreams = dict(upstreams)
+
+    @classmethod
+    def from_config(
+        cls, configs: Mapping[str, UpstreamConfig], *, transport: TransportKind | None = None
+    ) -> UpstreamPool:
+        """Build one :class:`Upstream` per entry of ``upstreams:``."""
+        built: dict[str, Upstream] = {}
+        for name, cfg in configs.items():
+            built[name] = Upstream(
+                name,
+                [(t.url, t.weight) for t in cfg.targets],
+                connect_timeout=cfg.timeout.connect,
+                read_timeout=cfg.timeout.read,
+                write_timeout=cfg.timeout.write,
+                pool_timeout=cfg.timeout.pool,
+                max_connections=cfg.pool.max_connections,
+                max_keepalive_connections=cfg.pool.max_keepalive_connections,
+                keepalive_expiry=cfg.pool.keepalive_expiry,
+                transport=transport or getattr(cfg, "transport", "aiohttp"),
+            )
+        return cls(built)
+
+    def __getitem__(self, name: str) -> Upstream:
+        return self._upstreams[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._upstreams)
+
+    def __len__(self) -> int:
+        return len(self._upstreams)
+
+    async def aclose(self) -> None:
+        """Close every connection pool."""
+        for upstream in self._upstreams.values():
+            await upstream.aclose()
