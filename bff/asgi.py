@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from bff.errors import BadRequest, PayloadTooLarge
@@ -28,7 +28,7 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     """The first value of header ``name`` (lower-case bytes), or ``None``."""
     for key, value in scope["headers"]:
         if key == name:
-            return value  # type: ignore[no-any-return]
+            return value
     return None
 
 
@@ -63,13 +63,10 @@ async def send_response(
     send: Send,
     status: int,
     body: bytes,
-    headers: list[tuple[str, str]] | list[tuple[bytes, bytes]],
+    headers: Sequence[tuple[str, str]],
 ) -> None:
     """Send a complete response (Content-Length added)."""
-    raw: list[tuple[bytes, bytes]] = [
-        (k.encode("latin-1"), v.encode("latin-1")) if isinstance(k, str) else (k, v)  # type: ignore[union-attr,misc]
-        for k, v in headers
-    ]
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

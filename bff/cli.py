@@ -163,7 +163,7 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
         print("  try:")
         print(
             f"    curl -s {base}/graphql/web -H 'content-type: application/json' "
-            "-d '{\"query\": \"{ users(limit: 2) { items { id name } } }\"}'"
+            '-d \'{"query": "{ users(limit: 2) { items { id name } } }"}\''
         )
         sys.stdout.flush()
         uvicorn.run(
@@ -372,8 +372,10 @@ def _run(action: Any) -> int:
     except Exception as exc:
         if os.environ.get("BFF_DEBUG"):
             raise
-        print(f"bff: unexpected error: {type(exc).__name__}: {exc} (BFF_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"bff: unexpected error: {type(exc).__name__}: {exc} (BFF_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

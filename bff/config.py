@@ -697,6 +697,11 @@ class UpstreamConfig(_Model):
     health_check: HealthCheckConfig | None = Field(
         default=None, description="Active health checks; off unless given."
     )
+    transport: Literal["aiohttp", "httpx"] = Field(
+        default="aiohttp",
+        description="Connection pool implementation: aiohttp (faster under concurrency, see "
+        "docs/performance.md) or httpx's own. Both are used through the httpx API.",
+    )
 
     @field_validator("targets", mode="before")
     @classmethod

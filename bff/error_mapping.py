@@ -50,7 +50,7 @@ _STATUS: dict[type[GatewayError], int] = {
 def http_status(exc: BaseException) -> int:
     """The REST status code for ``exc`` (500 for anything unexpected)."""
     for cls in type(exc).__mro__:
-        status = _STATUS.get(cls)  # type: ignore[call-overload]
+        status = _STATUS.get(cls)
         if status is not None:
             return status
     return 500
@@ -81,7 +81,9 @@ def rest_error_headers(exc: BaseException) -> list[tuple[str, str]]:
     return headers
 
 
-def rest_error(exc: BaseException, request_id: str | None) -> tuple[int, list[tuple[str, str]], bytes]:
+def rest_error(
+    exc: BaseException, request_id: str | None
+) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers and JSON body for a REST error answer."""
     if isinstance(exc, GatewayError):
         code, message = exc.code, exc.message

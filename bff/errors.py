@@ -19,9 +19,9 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "UpstreamError",
     "UpstreamTimeout",
-    "UnsupportedMediaType",
     "UpstreamUnavailable",
 ]
 

@@ -91,9 +91,7 @@ class Gateway:
         await send_response(send, status, body, headers)
 
     async def _healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_response(
-            send, 200, b'{"status":"ok"}', [("content-type", "application/json")]
-        )
+        await send_response(send, 200, b'{"status":"ok"}', [("content-type", "application/json")])
 
     async def _readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         checks = {"upstream_pools": "ok" if self.ready else "not started"}
@@ -159,4 +157,6 @@ def build_gateway(config: GatewayConfig, *, transport: TransportKind | None = No
             apps[name] = GraphQLApp(
                 settings, schema._schema, loaders=registry.loaders, clients=clients
             )
-    return Gateway(config, upstreams=upstreams, registry=registry, schemas=schemas, graphql_apps=apps)
+    return Gateway(
+        config, upstreams=upstreams, registry=registry, schemas=schemas, graphql_apps=apps
+    )

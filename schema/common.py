@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NewType
 
-import strawberry
-
 from bff.errors import BadRequest
 from bff.graphql import SchemaModule, field
 
@@ -29,13 +27,11 @@ def _parse_datetime(value: object) -> datetime:
 
 
 DateTime = common.scalar(
-    strawberry.scalar(
-        NewType("DateTime", datetime),
-        name="DateTime",
-        description="ISO-8601 date-time in UTC, e.g. 2025-06-01T00:00:00Z",
-        serialize=_serialize_datetime,
-        parse_value=_parse_datetime,
-    )
+    NewType("DateTime", datetime),
+    name="DateTime",
+    description="ISO-8601 date-time in UTC, e.g. 2025-06-01T00:00:00Z",
+    serialize=_serialize_datetime,
+    parse_value=_parse_datetime,
 )
 
 

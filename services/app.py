@@ -28,15 +28,21 @@ import orjson
 from services import data
 
 __all__ = [
+    "DEFAULT_LIMIT",
     "MAX_BATCH_IDS",
     "MAX_BODY_BYTES",
+    "MAX_LIMIT",
     "SERVICE_NAMES",
+    "HTTPError",
     "OrdersApp",
     "ProductsApp",
     "ReviewsApp",
     "ServiceApp",
     "UsersApp",
     "create_app",
+    "id_key",
+    "parse_ids",
+    "parse_query",
 ]
 
 Scope = MutableMapping[str, Any]

@@ -193,7 +193,9 @@ class GraphQLApp:
                     return
                 request = self._read_get(scope)
             else:
-                raise MethodNotAllowed("GraphQL endpoints accept GET and POST", allow=["GET", "POST"])
+                raise MethodNotAllowed(
+                    "GraphQL endpoints accept GET and POST", allow=["GET", "POST"]
+                )
             status, body = await self.run(request, scope, get=method != "POST")
         except GatewayError as exc:
             await self._send_error(

@@ -26,13 +26,13 @@ class ClientCache:
 
     def __init__(self, upstreams: Mapping[str, Upstream]) -> None:
         self.upstreams = upstreams
-        self._clients: dict[type, Any] = {}
+        self._clients: dict[Callable[..., Any], Any] = {}
 
-    def get(self, cls: type[C]) -> C:
+    def get(self, cls: Callable[[Mapping[str, Upstream]], C]) -> C:
         client = self._clients.get(cls)
         if client is None:
-            client = self._clients[cls] = cls(self.upstreams)  # type: ignore[call-arg]
-        return client  # type: ignore[no-any-return]
+            client = self._clients[cls] = cls(self.upstreams)
+        return client
 
 
 class Context:
@@ -77,9 +77,9 @@ class Context:
         """The request's loader called ``name``."""
         return self._loaders[name]
 
-    def client(self, cls: Callable[..., C]) -> C:
+    def client(self, cls: Callable[[Mapping[str, Upstream]], C]) -> C:
         """The process-wide instance of a typed client class."""
-        return self.clients.get(cls)  # type: ignore[arg-type]
+        return self.clients.get(cls)
 
     @property
     def upstreams(self) -> Mapping[str, Upstream]:

@@ -91,8 +91,8 @@ class DocumentCache:
         except GraphQLError as err:
             return PreparedDocument(None, [err], "GRAPHQL_PARSE_FAILED")
         except RecursionError:
-            err = GraphQLError("Document is nested too deeply.")
-            return PreparedDocument(None, [err], "GRAPHQL_PARSE_FAILED")
+            too_deep = GraphQLError("Document is nested too deeply.")
+            return PreparedDocument(None, [too_deep], "GRAPHQL_PARSE_FAILED")
         errors = validate(
             self.schema, document, max_errors=20, hide_suggestions=self.hide_suggestions
         )

@@ -46,7 +46,7 @@ class FrontendSchema(strawberry.Schema):
         super().__init__(
             query=query,
             mutation=_root_type("Mutation", mutations),
-            config=StrawberryConfig(auto_camel_case=True),
+            config=StrawberryConfig(auto_camel_case=True, scalar_map=dict(registry.scalars)),
             **kwargs,
         )
 

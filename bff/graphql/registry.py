@@ -22,6 +22,7 @@ tagged with the frontends that see it (default: all).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,7 +37,7 @@ from strawberry.types.base import (
     StrawberryObjectDefinition,
     StrawberryOptional,
 )
-from strawberry.types.field import StrawberryField
+from strawberry.types.field import UNRESOLVED, StrawberryField
 
 from bff.upstream.batch import RestBatch
 
@@ -106,7 +107,7 @@ def field_options(f: StrawberryField) -> FieldOptions:
     if meta:
         opts = meta.get(FIELD_OPTIONS_KEY)
         if opts is not None:
-            return opts  # type: ignore[no-any-return]
+            return opts
     return _DEFAULT_OPTIONS
 
 
@@ -187,18 +188,19 @@ class SchemaModule:
         self.name = name
         #: Modules whose declarations this one builds on (merged first, once).
         self.requires = tuple(requires)
-        self.types: list[type] = []
-        self.type_options: dict[type, TypeOptions] = {}
-        self.extensions: list[tuple[type, type]] = []
+        self.types: list[builtins.type] = []
+        self.type_options: dict[builtins.type, TypeOptions] = {}
+        self.extensions: list[tuple[builtins.type, builtins.type]] = []
         self.queries: list[StrawberryField] = []
         self.mutations: list[StrawberryField] = []
         self.loaders: list[LoaderSpec] = []
+        self.scalars: dict[Any, Any] = {}
 
     # -- types -------------------------------------------------------------------------------
 
     def type(
         self,
-        cls: type[T] | None = None,
+        cls: builtins.type[T] | None = None,
         *,
         name: str | None = None,
         description: str | None = None,
@@ -207,7 +209,7 @@ class SchemaModule:
     ) -> Any:
         """Declare an object type (``strawberry.type`` underneath)."""
 
-        def wrap(c: type[T]) -> type[T]:
+        def wrap(c: builtins.type[T]) -> builtins.type[T]:
             out = strawberry.type(c, name=name, description=description)
             self.types.append(out)
             if max_age is not None or private:
@@ -217,11 +219,15 @@ class SchemaModule:
         return wrap(cls) if cls is not None else wrap
 
     def input(
-        self, cls: type[T] | None = None, *, name: str | None = None, description: str | None = None
+        self,
+        cls: builtins.type[T] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
     ) -> Any:
         """Declare an input type (``strawberry.input`` underneath)."""
 
-        def wrap(c: type[T]) -> type[T]:
+        def wrap(c: builtins.type[T]) -> builtins.type[T]:
             out = strawberry.input(c, name=name, description=description)
             self.types.append(out)
             return out
@@ -229,30 +235,45 @@ class SchemaModule:
         return wrap(cls) if cls is not None else wrap
 
     def enum(
-        self, cls: type[T] | None = None, *, name: str | None = None, description: str | None = None
+        self,
+        cls: builtins.type[T] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
     ) -> Any:
         """Declare an enum (``strawberry.enum`` underneath)."""
 
-        def wrap(c: type[T]) -> type[T]:
-            out = strawberry.enum(c, name=name, description=description)  # type: ignore[type-var]
+        def wrap(c: builtins.type[T]) -> builtins.type[T]:
+            out = strawberry.enum(c, name=name, description=description)  # type: ignore[call-overload]
             self.types.append(out)
             return out
 
         return wrap(cls) if cls is not None else wrap
 
-    def scalar(self, scalar: Any) -> Any:
-        """Register a custom scalar made with ``strawberry.scalar``."""
-        self.types.append(scalar)
-        return scalar
+    def scalar(
+        self,
+        python_type: T,
+        *,
+        name: str,
+        serialize: Callable[[Any], Any],
+        parse_value: Callable[[Any], Any],
+        description: str | None = None,
+    ) -> T:
+        """Register a custom scalar: fields annotated with ``python_type`` (typically a
+        ``NewType``) are the GraphQL scalar ``name``."""
+        self.scalars[python_type] = strawberry.scalar(
+            name=name, description=description, serialize=serialize, parse_value=parse_value
+        )
+        return python_type
 
-    def extend(self, target: type) -> Callable[[type[T]], type[T]]:
+    def extend(self, target: builtins.type) -> Callable[[builtins.type[T]], builtins.type[T]]:
         """Add the fields of the decorated class to ``target``, a type another module owns.
 
         This is how the orders team gives ``User`` an ``orders`` field without touching the
         users module.
         """
 
-        def wrap(c: type[T]) -> type[T]:
+        def wrap(c: builtins.type[T]) -> builtins.type[T]:
             out = strawberry.type(c)
             self.extensions.append((target, out))
             return out
@@ -375,6 +396,8 @@ class Registry:
         self.queries: list[_Declared] = []
         self.mutations: list[_Declared] = []
         self.loaders: dict[str, LoaderSpec] = {}
+        #: Custom scalars by Python type, for strawberry's ``scalar_map``.
+        self.scalars: dict[Any, Any] = {}
         self.frozen = False
 
     @classmethod
@@ -434,12 +457,21 @@ class Registry:
             if isinstance(definition, StrawberryObjectDefinition):
                 for f in definition.fields:
                     self._claim(tname, f, module.name)
+        for python_type, definition in module.scalars.items():
+            prior = self.scalars.get(python_type)
+            if prior is not None and prior is not definition:
+                raise RegistryError(
+                    f"scalar {definition.name!r} is registered twice (again in {module.name})"
+                )
+            self.scalars[python_type] = definition
         for t, opts in module.type_options.items():
             self.type_options[_type_name(t) or ""] = opts
         for target, ext in module.extensions:
             tname = _type_name(target)
             if tname is None:
-                raise RegistryError(f"{module.name}: cannot extend {target!r}: not a strawberry type")
+                raise RegistryError(
+                    f"{module.name}: cannot extend {target!r}: not a strawberry type"
+                )
             for f in ext.__strawberry_definition__.fields:  # type: ignore[attr-defined]
                 self._claim(tname, f, module.name)
                 self._extensions.setdefault(tname, []).append(_Declared(f, module.name))
@@ -509,6 +541,12 @@ class Registry:
                         inner = _innermost(d.field.type)
                     except Exception as exc:  # an unresolvable forward reference
                         problems.append(f"field {tname}.{gql} ({d.module}): {exc}")
+                        continue
+                    if inner is UNRESOLVED:
+                        problems.append(
+                            f"field {tname}.{gql} ({d.module}): its type cannot be resolved "
+                            "(declare types at module level, not inside a function)"
+                        )
                         continue
                     if inner in _BUILTIN_SCALARS or not _is_named(inner):
                         continue

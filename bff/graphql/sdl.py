@@ -56,10 +56,10 @@ def diff_sdl(old_sdl: str, new_sdl: str) -> SchemaDiff:
             diff.safe.append(f"{kind.replace('_REMOVED', '_ADDED')}: {_added(change.description)}")
         elif kind == "REQUIRED_ARG_ADDED":
             diff.safe.append(f"ARG_REMOVED_OPTIONAL: {change.description}")
-    for change in find_dangerous_changes(new, old):
-        if change.type.name == "OPTIONAL_ARG_ADDED":
+    for dangerous in find_dangerous_changes(new, old):
+        if dangerous.type.name == "OPTIONAL_ARG_ADDED":
             continue
-        diff.safe.append(f"{change.type.name}: {change.description}")
+        diff.safe.append(f"{dangerous.type.name}: {dangerous.description}")
     if not diff.changed:
         printed_old = print_schema(lexicographic_sort_schema(old))
         printed_new = print_schema(lexicographic_sort_schema(new))

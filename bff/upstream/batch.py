@@ -80,9 +80,7 @@ class RestBatch(Generic[K, V]):
             parse = self.parse
             if self.many:
                 for item in items:
-                    found.setdefault(self._key_of(item), []).append(
-                        parse(item) if parse else item
-                    )
+                    found.setdefault(self._key_of(item), []).append(parse(item) if parse else item)
             else:
                 for item in items:
                     found[self._key_of(item)] = parse(item) if parse else item
@@ -100,9 +98,7 @@ class RestBatch(Generic[K, V]):
         if len(chunks) == 1:
             results: list[Any] = [await _safe(self._fetch_chunk(upstream, chunks[0]))]
         else:
-            results = await asyncio.gather(
-                *(_safe(self._fetch_chunk(upstream, c)) for c in chunks)
-            )
+            results = await asyncio.gather(*(_safe(self._fetch_chunk(upstream, c)) for c in chunks))
         by_key: dict[Any, Any] = {}
         missing: Any = [] if self.many else None
         for chunk, result in zip(chunks, results, strict=True):

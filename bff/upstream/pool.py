@@ -37,7 +37,7 @@ class UpstreamPool(Mapping[str, Upstream]):
                 max_connections=cfg.pool.max_connections,
                 max_keepalive_connections=cfg.pool.max_keepalive_connections,
                 keepalive_expiry=cfg.pool.keepalive_expiry,
-                transport=transport or getattr(cfg, "transport", "aiohttp"),
+                transport=transport or cfg.transport,
             )
         return cls(built)
 

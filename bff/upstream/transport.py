@@ -9,7 +9,6 @@ default. Both keep bytes verbatim: the URL is not re-quoted and bodies are not d
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Literal
 
@@ -93,13 +92,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         data: object
         if isinstance(request.stream, httpx.ByteStream):
             data = request.content or None
-        else:
+        elif isinstance(request.stream, httpx.AsyncByteStream):
             data = _iter_request(request.stream)
+        else:
+            raise TypeError("synchronous request bodies are not supported")
         try:
             resp = await session.request(
                 request.method,
                 URL(str(request.url), encoded=True),
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+                headers=[
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                ],
                 data=data,
                 timeout=timeout,
                 allow_redirects=False,
@@ -108,7 +111,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except aiohttp.ConnectionTimeoutError as exc:
             raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
-        except (aiohttp.ServerTimeoutError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
             raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc

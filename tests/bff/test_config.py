@@ -952,3 +952,13 @@ def test_summary() -> None:
     assert "demo-admin-token" not in text and "demo-secret" not in text
     assert "admin: off" in cfg("admin: {enabled: false}\n").summary()
     assert "no token" in cfg("").summary()
+
+
+def test_docs_examples_load() -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    if not doc.exists():
+        pytest.skip("docs/configuration.md not present")
+    blocks = doc.read_text().split("```yaml\n")[1:]
+    assert len(blocks) >= 3
+    for block in blocks:
+        parse_config(block.split("```", 1)[0], source=str(doc), env={})

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: real sample services and gateways built on them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from bff.gateway import Gateway, build_gateway
+from services import SERVICE_NAMES, ServiceServer
+from tests.support.gateway import demo_config
+
+
+class SampleServices:
+    """The four sample services, running, with helpers to read and zero their counters."""
+
+    def __init__(self, servers: dict[str, ServiceServer]) -> None:
+        self.servers = servers
+
+    def __getitem__(self, name: str) -> ServiceServer:
+        return self.servers[name]
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {f"{n.upper()}_URL": s.url for n, s in self.servers.items()}
+        env["USERS_NEXT_URL"] = self.servers["users"].url
+        return env
+
+    def reset(self) -> None:
+        for s in self.servers.values():
+            httpx.post(s.url + "/_reset").raise_for_status()
+
+    def stats(self) -> dict[str, dict[str, object]]:
+        return {n: httpx.get(s.url + "/_stats").json() for n, s in self.servers.items()}
+
+    def requests(self) -> dict[str, int]:
+        """Requests each service served since the last reset."""
+        return {n: int(v["requests"]) for n, v in self.stats().items()}  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[SampleServices]:
+    started: dict[str, ServiceServer] = {}
+    try:
+        for name in SERVICE_NAMES:
+            started[name] = ServiceServer(name).start()
+        yield SampleServices(started)
+    finally:
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(ServiceServer.stop, started.values()))
+
+
+@pytest.fixture(scope="session")
+async def gateway(services: SampleServices) -> AsyncIterator[Gateway]:
+    """A gateway on the demo config, shared by tests that change no gateway state."""
+    gw = build_gateway(demo_config(services.env))
+    await gw.startup()
+    yield gw
+    await gw.shutdown()
+
+
+@pytest.fixture
+async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the shared gateway in-process."""
+    transport = httpx.ASGITransport(app=gateway)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
+        yield c

@@ -1,0 +1,61 @@
+"""Building gateways for tests from the bundled demo configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import httpx
+import yaml
+
+from bff.asgi import ASGIApp, Receive, Scope, Send
+from bff.auth import PRINCIPAL_KEY, Principal
+from bff.config import GatewayConfig, parse_config
+
+__all__ = ["demo_config", "gql", "with_principal"]
+
+
+def demo_config(
+    env: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> GatewayConfig:
+    """The demo config with services at the URLs in ``env``, deep-merged with ``overrides``."""
+    text = resources.files("bff").joinpath("demo.yaml").read_text()
+    if overrides:
+        data = yaml.safe_load(text)
+        _merge(data, overrides)
+        text = yaml.safe_dump(data)
+    return parse_config(text, source="demo.yaml", env=dict(env))
+
+
+def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def with_principal(app: ASGIApp, principal: Principal) -> ASGIApp:
+    """``app`` with every request made by ``principal`` (until auth layers exist in a test)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[PRINCIPAL_KEY] = principal
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def gql(
+    client: httpx.AsyncClient,
+    app: str,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """POST a GraphQL operation to ``/graphql/<app>``."""
+    body: dict[str, Any] = {"query": query}
+    if variables is not None:
+        body["variables"] = variables
+    return await client.post(f"/graphql/{app}", json=body, **kwargs)
