@@ -601,7 +601,13 @@ class RetryConfig(_Model):
         ge=0,
         le=1,
         allow_inf_nan=False,
-        description="Retries may add at most this fraction of the upstream's recent requests.",
+        description="Retries may add at most this fraction of the upstream's recent requests "
+        "(the last 10 seconds).",
+    )
+    budget_min_retries: NonNegInt = Field(
+        default=10,
+        description="Retries allowed per 10 seconds whatever the traffic, so an upstream with "
+        "few requests can still retry.",
     )
 
     @model_validator(mode="after")
@@ -1096,6 +1102,12 @@ class RouteConfig(_Model):
         default=None, description="Leading part of the path removed before forwarding."
     )
     timeout: Seconds = Field(default=30.0, description="Budget of one request, retries included.")
+    connect_timeout: Seconds | None = Field(
+        default=None, description="Per-try connect timeout; default the upstream's timeout.connect."
+    )
+    read_timeout: Seconds | None = Field(
+        default=None, description="Per-try read timeout; default the upstream's timeout.read."
+    )
     max_body_bytes: PositiveInt | None = Field(
         default=None, description="Request body limit; default limits.max_body_bytes."
     )

@@ -34,5 +34,9 @@ class Principal:
         """True when every scope in ``required`` was granted."""
         return all(s in self.scopes for s in required)
 
+    def with_client_ip(self, client_ip: str | None) -> Principal:
+        """This principal as seen from ``client_ip`` (cached principals are shared)."""
+        return Principal(self.kind, self.subject, self.scopes, self.tier, client_ip, self.claims)
+
 
 ANONYMOUS = Principal()

@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from graphql import ExecutionResult, GraphQLSchema, execute
+from graphql import (
+    ExecutionResult,
+    FragmentDefinitionNode,
+    GraphQLSchema,
+    execute,
+    get_variable_values,
+)
 
 from bff.asgi import Receive, Scope, Send, header, read_body, send_response
 from bff.auth.principal import ANONYMOUS, PRINCIPAL_KEY, Principal
@@ -30,6 +36,7 @@ from bff.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from bff.graphql.compiled import Unsupported, compile_operation
 from bff.graphql.context import ClientCache, Context
 from bff.graphql.documents import DocumentCache, PreparedDocument
 from bff.graphql.errors import format_error, request_error
@@ -43,6 +50,7 @@ log = logging.getLogger("bff.graphql")
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 _GRAPHIQL_HTML: bytes | None = None
+_MISSING = object()
 
 
 def _graphiql_page(path: str) -> bytes:
@@ -65,6 +73,8 @@ class GraphQLAppSettings:
     max_tokens: int = 5000
     document_cache_bytes: int = 16 * 1024 * 1024
     hide_suggestions: bool = False
+    #: Run hot documents through compiled plans (graphql-core executes the rest).
+    compiled: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -276,31 +286,64 @@ class GraphQLApp:
             principal=principal,
         )
         assert prepared.document is not None
+        plan = self._plan(prepared, request.operation_name) if self.settings.compiled else None
         with deadline(self.settings.timeout):
-            result = execute(
-                self.schema,
-                prepared.document,
-                context_value=context,
-                variable_values=request.variables,
-                operation_name=request.operation_name,
-            )
-            if not isinstance(result, ExecutionResult):
-                result = await result
+            if plan is not None:
+                variables = get_variable_values(
+                    self.schema,
+                    plan.operation.variable_definitions or (),
+                    request.variables or {},
+                    max_errors=50,
+                    hide_suggestions=self.settings.hide_suggestions,
+                )
+                if isinstance(variables, list):
+                    return 400, {"errors": [format_error(e, "BAD_USER_INPUT") for e in variables]}
+                data, errors = await plan.execute(context, variables)
+            else:
+                result = execute(
+                    self.schema,
+                    prepared.document,
+                    context_value=context,
+                    variable_values=request.variables,
+                    operation_name=request.operation_name,
+                    hide_suggestions=self.settings.hide_suggestions,
+                )
+                if not isinstance(result, ExecutionResult):
+                    result = await result
+                data, errors = result.data, result.errors or []
+                if errors and data is None and all(e.path is None for e in errors):
+                    # Variable coercion or operation selection failed: a request error.
+                    return 400, {"errors": [format_error(e, "BAD_USER_INPUT") for e in errors]}
         body: dict[str, Any] = {}
         status = 200
-        if result.errors:
-            if result.data is None and all(e.path is None for e in result.errors):
-                # Variable coercion or operation selection failed: a request error.
-                status = 400
-                body["errors"] = [format_error(e, "BAD_USER_INPUT") for e in result.errors]
-                return status, body
-            body["errors"] = [format_error(e) for e in result.errors]
-        body["data"] = result.data
+        if errors:
+            body["errors"] = [format_error(e) for e in errors]
+        body["data"] = data
         if context.degraded:
             context.extensions["degraded"] = context.degraded
         if context.extensions:
             body["extensions"] = context.extensions
         return status, body
+
+    def _plan(self, prepared: PreparedDocument, operation_name: str | None) -> Any:
+        """The compiled plan of an operation, or ``None`` where graphql-core executes it."""
+        key = ("plan", operation_name)
+        plan = prepared.analysis.get(key, _MISSING)
+        if plan is _MISSING:
+            operation = prepared.operation(operation_name)
+            assert prepared.document is not None and operation is not None
+            fragments = {
+                d.name.value: d
+                for d in prepared.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            try:
+                plan = compile_operation(self.schema, operation, fragments)
+            except Unsupported as why:
+                log.debug("executing with graphql-core: %s", why)
+                plan = None
+            prepared.analysis[key] = plan
+        return plan
 
     async def _send_error(
         self,

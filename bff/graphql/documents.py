@@ -37,7 +37,7 @@ class PreparedDocument:
     errors: list[GraphQLError]
     error_code: str = ""
     operations: dict[str | None, OperationDefinitionNode] = field(default_factory=dict)
-    analysis: dict[str, object] = field(default_factory=dict)
+    analysis: dict[object, object] = field(default_factory=dict)
     size: int = 0
 
     def operation(self, name: str | None) -> OperationDefinitionNode | None:

@@ -33,6 +33,7 @@ def _guard(
             raise Forbidden(f"missing scope: {missing}")
         return resolve(source, info, **args)
 
+    guarded.__wrapped__ = resolve  # type: ignore[attr-defined]
     return guarded
 
 

@@ -8,12 +8,15 @@ with :class:`~bff.errors.UpstreamTimeout` instead of queueing work nobody will w
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["deadline", "remaining_budget"]
+from bff.errors import BadRequest
+
+__all__ = ["deadline", "parse_request_timeout", "remaining_budget"]
 
 _deadline: ContextVar[float | None] = ContextVar("bff_deadline", default=None)
 
@@ -39,3 +42,18 @@ def remaining_budget() -> float | None:
     if end is None:
         return None
     return end - time.monotonic()
+
+
+def parse_request_timeout(value: bytes) -> float:
+    """The seconds an ``X-Request-Timeout`` header asks for (a positive, finite number).
+
+    Raises :class:`~bff.errors.BadRequest` for anything else. The caller applies it with
+    :func:`deadline`, which can only shorten the request's budget.
+    """
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise BadRequest("X-Request-Timeout must be a positive number of seconds")
+    return seconds

@@ -38,6 +38,11 @@ class UpstreamPool(Mapping[str, Upstream]):
                 max_keepalive_connections=cfg.pool.max_keepalive_connections,
                 keepalive_expiry=cfg.pool.keepalive_expiry,
                 transport=transport or cfg.transport,
+                balance=cfg.balance,
+                retries=cfg.retries,
+                breaker=cfg.breaker,
+                passive_health=cfg.passive_health,
+                health_check=cfg.health_check,
             )
         return cls(built)
 
@@ -50,7 +55,16 @@ class UpstreamPool(Mapping[str, Upstream]):
     def __len__(self) -> int:
         return len(self._upstreams)
 
+    def start(self) -> None:
+        """Start background work (active health checks); call from the running event loop."""
+        for upstream in self._upstreams.values():
+            upstream.start()
+
+    def describe(self) -> dict[str, dict[str, object]]:
+        """Every upstream's state (:meth:`Upstream.describe`), by name."""
+        return {name: u.describe() for name, u in self._upstreams.items()}
+
     async def aclose(self) -> None:
-        """Close every connection pool."""
+        """Stop health checks and close every connection pool."""
         for upstream in self._upstreams.values():
             await upstream.aclose()

@@ -4,7 +4,8 @@ Two interchangeable ``httpx.AsyncBaseTransport`` implementations sit behind the 
 httpx's own pool, and :class:`AiohttpTransport`, which hands the connection work to aiohttp's
 connector. httpx's pool rescans its connections for every queued request and loses throughput
 under concurrency (encode/httpx#3215); docs/performance.md has the figures that made aiohttp the
-default. Both keep bytes verbatim: the URL is not re-quoted and bodies are not decompressed.
+default. Both keep bytes verbatim: the URL is not re-quoted (the request target travels in
+httpcore's ``target`` extension) and bodies are not decompressed.
 """
 
 from __future__ import annotations
@@ -89,19 +90,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_connect=connect,
             sock_read=ext.get("read"),
         )
+        raw_headers = request.headers.raw
         data: object
         if isinstance(request.stream, httpx.ByteStream):
             data = request.content or None
         elif isinstance(request.stream, httpx.AsyncByteStream):
             data = _iter_request(request.stream)
+            # aiohttp frames a streamed body itself (chunked unless Content-Length is given).
+            raw_headers = [h for h in raw_headers if h[0].lower() != b"transfer-encoding"]
         else:
             raise TypeError("synchronous request bodies are not supported")
+        target = request.extensions.get("target")
+        if target is None:
+            url = URL(str(request.url), encoded=True)
+        else:  # httpcore's request-target extension: the path and query, sent as they are
+            origin = request.url
+            url = URL(
+                f"{origin.scheme}://{origin.netloc.decode('ascii')}{target.decode('latin-1')}",
+                encoded=True,
+            )
         try:
             resp = await session.request(
                 request.method,
-                URL(str(request.url), encoded=True),
+                url,
                 headers=[
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers
                 ],
                 data=data,
                 timeout=timeout,

@@ -8,35 +8,35 @@ what protects an upstream protects it from both.
 
 from __future__ import annotations
 
-import itertools
+import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
-from urllib.parse import urlencode
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import orjson
 
-from bff.errors import NotFound, UpstreamError, UpstreamTimeout
+from bff.errors import NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from bff.upstream.balancer import make_balancer
+from bff.upstream.breaker import BreakerStage, CircuitBreaker
 from bff.upstream.call import Handler, UpstreamCall
 from bff.upstream.deadline import remaining_budget
+from bff.upstream.health import HealthChecker, PassiveHealth
 from bff.upstream.recorder import RecordedCall, is_recording, record
+from bff.upstream.retry import RetryBudget, RetryStage
+from bff.upstream.target import Target
 from bff.upstream.transport import TransportKind, make_transport
+
+if TYPE_CHECKING:
+    from bff.config import BreakerConfig, HealthCheckConfig, PassiveHealthConfig, RetryConfig
 
 __all__ = ["Target", "Upstream"]
 
-
-class Target:
-    """One base URL of an upstream (``http://10.0.0.5:8080``), with its weight."""
-
-    __slots__ = ("base", "weight")
-
-    def __init__(self, url: str, weight: int = 1) -> None:
-        self.base = url.rstrip("/")
-        self.weight = weight
-
-    def __repr__(self) -> str:
-        return f"Target({self.base!r})"
+# A path made only of these characters is sent as it is; anything else is percent-encoded first.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*")
+_PATH_SAFE = "/%!$&'()*+,;=:@~"
 
 
 class Upstream:
@@ -45,6 +45,10 @@ class Upstream:
     Build one per upstream at start-up; call :meth:`aclose` at shutdown. ``request`` returns a
     fully read ``httpx.Response`` whatever its status; ``stream`` yields one whose body is still
     to be read; ``get_json`` is the convenience the typed clients use.
+
+    Resilience is optional and configured per upstream: ``balance`` (round_robin,
+    least_requests, ip_hash, weighted), ``retries``, ``breaker``, ``passive_health`` and
+    ``health_check`` (the config models of the same names; ``None`` or disabled: no stage).
     """
 
     def __init__(
@@ -60,9 +64,16 @@ class Upstream:
         max_keepalive_connections: int = 100,
         keepalive_expiry: float = 30.0,
         transport: TransportKind = "aiohttp",
+        balance: str = "round_robin",
+        retries: RetryConfig | None = None,
+        breaker: BreakerConfig | None = None,
+        passive_health: PassiveHealthConfig | None = None,
+        health_check: HealthCheckConfig | None = None,
     ) -> None:
         if not targets:
             raise ValueError(f"upstream {name!r} has no targets")
+        if not any(weight > 0 for _, weight in targets):
+            raise ValueError(f"upstream {name!r} needs a target with a weight above 0")
         self.name = name
         self.targets = [Target(url, weight) for url, weight in targets]
         self.connect_timeout = connect_timeout
@@ -76,49 +87,121 @@ class Upstream:
             max_keepalive_connections=max_keepalive_connections,
             keepalive_expiry=keepalive_expiry,
         )
-        self._rr = itertools.cycle(range(len(self.targets)))
+        self.balance = balance
+        self._balancer = make_balancer(balance, self.targets)
+        self._count_streams = balance == "least_requests"
+        self._timeouts = self._timeout_extension(connect_timeout, read_timeout)
+
+        self.retry_attempts = retries.attempts if retries is not None else 0
+        self.retry_backoff = retries.backoff if retries is not None else 0.0
+        self.retry_max_backoff = retries.max_backoff if retries is not None else 0.0
+        self.retry_budget: RetryBudget | None = None
+        if retries is not None and retries.attempts > 0:
+            self.retry_budget = RetryBudget(
+                retries.budget_ratio, min_retries=retries.budget_min_retries
+            )
+
+        #: The circuit breaker (``None`` when disabled); read ``breaker.state``.
+        self.breaker: CircuitBreaker | None = None
+        if breaker is not None and breaker.enabled:
+            self.breaker = CircuitBreaker(
+                name,
+                failure_threshold=breaker.failure_threshold,
+                recovery_timeout=breaker.recovery_timeout,
+                success_threshold=breaker.success_threshold,
+                half_open_probes=breaker.half_open_probes,
+            )
+        self.passive_health: PassiveHealth | None = None
+        if passive_health is not None and passive_health.enabled:
+            self.passive_health = PassiveHealth(
+                name,
+                consecutive_failures=passive_health.consecutive_failures,
+                ejection_time=passive_health.ejection_time,
+            )
+        self.health_checker: HealthChecker | None = None
+        if health_check is not None:
+            self.health_checker = HealthChecker(
+                name,
+                self.targets,
+                self._transport,
+                path=health_check.path,
+                interval=health_check.interval,
+                timeout=health_check.effective_timeout,
+                unhealthy_threshold=health_check.unhealthy_threshold,
+                healthy_threshold=health_check.healthy_threshold,
+            )
         self._handler: Handler = self._build_chain()
 
     # -- the chain -------------------------------------------------------------------------
 
     def _build_chain(self) -> Handler:
+        # Outermost first, as a call meets them; each stage wraps the next. A stage with
+        # nothing to do is left out rather than made to check on every call.
         stages: list[Any] = [_Recorder]
+        if self.breaker is not None:
+            stages.append(BreakerStage)
+        if self.retry_budget is not None:
+            stages.append(RetryStage)
         handler: Handler = self._send
         for stage in reversed(stages):
             handler = stage(self, handler)
         return handler
 
-    def pick_target(self, call: UpstreamCall) -> Target:
-        """The target for this call (round robin)."""
-        if len(self.targets) == 1:
-            return self.targets[0]
-        return self.targets[next(self._rr)]
+    def stage(self, kind: type[Any]) -> Any:
+        """The chain's stage of class ``kind`` (``None`` if absent); for tests and tuning."""
+        handler: Any = self._handler
+        while handler is not None and not isinstance(handler, kind):
+            handler = getattr(handler, "_next", None)
+        return handler
+
+    def pick_target(self, call: UpstreamCall) -> Target | None:
+        """The target for this try: available, and not the previous try's when others are."""
+        return self._balancer.pick(call.client_ip, call.target)
+
+    def _timeout_extension(self, connect: float, read: float) -> dict[str, float]:
+        return {
+            "connect": min(connect, read),
+            "read": read,
+            "write": min(self.write_timeout, read),
+            "pool": min(self.pool_timeout, read),
+        }
 
     async def _send(self, call: UpstreamCall) -> httpx.Response:
-        target = self.pick_target(call)
-        read = call.timeout if call.timeout is not None else self.read_timeout
+        """The last stage: choose a target, apply the budget, send, classify the outcome."""
+        target = self._balancer.pick(call.client_ip, call.target)
+        if target is None:
+            raise UpstreamUnavailable(
+                "no healthy upstream target", upstream=self.name, retry_after=self._retry_after()
+            )
+        call.target = target
+        timeouts = self._timeouts
         budget = remaining_budget()
-        if budget is not None:
-            if budget <= 0:
-                raise UpstreamTimeout(upstream=self.name)
-            read = min(read, budget)
-        url = target.base + call.path
+        if budget is not None or call.timeout is not None or call.connect_timeout is not None:
+            read = self.read_timeout if call.timeout is None else call.timeout
+            if budget is not None:
+                if budget <= 0:
+                    raise UpstreamTimeout(upstream=self.name)
+                if budget < read:
+                    read = budget
+            connect = self.connect_timeout if call.connect_timeout is None else call.connect_timeout
+            timeouts = self._timeout_extension(connect, read)
+        path = call.path
+        if not _PLAIN_PATH.fullmatch(path):
+            path = quote(path, safe=_PATH_SAFE)
+        raw_target = (target.base_path + path).encode("ascii")
         if call.query:
-            url += "?" + call.query.decode("latin-1")
+            raw_target += b"?" + call.query
         request = httpx.Request(
             call.method,
-            url,
+            target.url,
             headers=call.headers,
             content=call.content,
-            extensions={
-                "timeout": {
-                    "connect": min(self.connect_timeout, read),
-                    "read": read,
-                    "write": min(self.write_timeout, read),
-                    "pool": min(self.pool_timeout, read),
-                }
-            },
+            # httpcore's request-target override: the path and query reach the wire byte for
+            # byte, never re-quoted by httpx's URL parser (the aiohttp transport honours it too).
+            extensions={"timeout": timeouts, "target": raw_target},
         )
+        target.active += 1
+        counted = True
         try:
             response = await self._transport.handle_async_request(request)
             response.request = request
@@ -127,11 +210,45 @@ class Upstream:
                     await response.aread()
                 finally:
                     await response.aclose()
+            elif self._count_streams:
+                response.stream = _CountedStream(response.stream, target)  # type: ignore[arg-type]
+                counted = False
         except httpx.TimeoutException as exc:
+            if call.body_error is not None:
+                raise call.body_error from exc
+            self._failed(target)
             raise UpstreamTimeout(upstream=self.name) from exc
         except httpx.TransportError as exc:
+            if call.body_error is not None:
+                raise call.body_error from exc
+            self._failed(target)
             raise UpstreamError(upstream=self.name) from exc
+        except Exception as exc:
+            if call.body_error is not None:
+                raise call.body_error from exc
+            raise
+        finally:
+            if counted:
+                target.active -= 1
+        if response.status_code >= 500:
+            self._failed(target)
+        elif target.failures:
+            target.failures = 0
         return response
+
+    def _failed(self, target: Target) -> None:
+        if self.passive_health is not None:
+            self.passive_health.failure(target)
+
+    def _retry_after(self) -> float:
+        """When a target may be back: the nearest end of an ejection, else a health interval."""
+        now = time.monotonic()
+        ends = [t.ejected_until - now for t in self.targets if t.ejected_until > now]
+        if ends:
+            return min(ends)
+        if self.health_checker is not None:
+            return self.health_checker.interval
+        return 1.0
 
     # -- the API used by clients and the proxy ---------------------------------------------
 
@@ -207,9 +324,65 @@ class Upstream:
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(upstream=self.name, status=status) from exc
 
+    # -- lifecycle and state ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start background work (active health checks), in the running event loop."""
+        if self.health_checker is not None:
+            self.health_checker.start()
+
+    def describe(self) -> dict[str, Any]:
+        """Targets, breaker, retry budget and health settings, for the admin API and metrics."""
+        hc = self.health_checker
+        ph = self.passive_health
+        return {
+            "name": self.name,
+            "balance": self.balance,
+            "targets": [t.describe() for t in self.targets],
+            "breaker": self.breaker.describe() if self.breaker is not None else None,
+            "retries": (
+                {"attempts": self.retry_attempts, "budget": self.retry_budget.describe()}
+                if self.retry_budget is not None
+                else None
+            ),
+            "passive_health": (
+                {"consecutive_failures": ph.consecutive_failures, "ejection_time": ph.ejection_time}
+                if ph is not None
+                else None
+            ),
+            "health_check": (
+                {"path": hc.path, "interval": hc.interval, "running": hc.running}
+                if hc is not None
+                else None
+            ),
+        }
+
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Stop health checks and close the connection pool."""
+        if self.health_checker is not None:
+            await self.health_checker.stop()
         await self._transport.aclose()
+
+
+class _CountedStream(httpx.AsyncByteStream):
+    """A streamed body that keeps its target's in-flight count until it is closed."""
+
+    __slots__ = ("_stream", "_target")
+
+    def __init__(self, stream: httpx.AsyncByteStream, target: Target) -> None:
+        self._stream: httpx.AsyncByteStream | None = stream
+        self._target = target
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        assert self._stream is not None
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._target.active -= 1
+            await stream.aclose()
 
 
 class _Recorder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -15,6 +16,10 @@ from bff.config import GatewayConfig, parse_config
 
 __all__ = ["demo_config", "gql", "with_principal"]
 
+# Each demo config gets its own SQLite store in here (removed when the test run ends), so tests
+# never write a bff-demo.db into the working directory.
+_STORE_DIRS = tempfile.TemporaryDirectory(prefix="bff-test-stores-")
+
 
 def demo_config(
     env: Mapping[str, str], overrides: Mapping[str, Any] | None = None
@@ -25,7 +30,8 @@ def demo_config(
         data = yaml.safe_load(text)
         _merge(data, overrides)
         text = yaml.safe_dump(data)
-    return parse_config(text, source="demo.yaml", env=dict(env))
+    env = {"BFF_DEMO_DIR": tempfile.mkdtemp(dir=_STORE_DIRS.name), **env}
+    return parse_config(text, source="demo.yaml", env=env)
 
 
 def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Load scenarios for the gateway: ``python -m bench SCENARIO`` (see docs/performance.md)."""

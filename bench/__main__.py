@@ -1,0 +1,37 @@
+"""``python -m bench SCENARIO [...]``: run load scenarios and print a table (and JSON)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench.runner import print_results
+from bench.scenarios import SCENARIOS, Options, describe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmarks of the gateway: sample services and wrk on CPU 1, the gateway "
+        "on CPU 0. Scenarios: " + "; ".join(f"{k}: {v}" for k, v in describe().items()),
+    )
+    parser.add_argument("scenarios", nargs="+", choices=sorted(SCENARIOS), metavar="SCENARIO")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="upstream latency")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument(
+        "--service-processes",
+        type=int,
+        default=1,
+        help="processes per sample service (SO_REUSEPORT)",
+    )
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = parser.parse_args()
+    opts = Options(args.latency_ms, args.duration, args.connections, args.service_processes)
+    results = []
+    for name in args.scenarios:
+        results.extend(SCENARIOS[name](opts))
+    print_results(results, args.json)
+
+
+if __name__ == "__main__":
+    main()

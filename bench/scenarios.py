@@ -1,0 +1,113 @@
+"""The benchmark scenarios. Each starts what it needs and returns measured results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench.runner import (
+    Result,
+    exact_upstream_counts,
+    gateway,
+    gateway_config,
+    peak_rss_mb,
+    run_wrk,
+    sample_services,
+)
+
+Q1 = (
+    "{ users(limit: 20) { items { id name orders { id status total { formatted } "
+    "lines { quantity product { id name price { amountCents } } } } } } }"
+)
+Q2 = "{ users(limit: 1) { items { id name } } }"
+
+
+@dataclass
+class Options:
+    latency_ms: float = 0.0
+    duration: float = 10.0
+    connections: int = 32
+    service_processes: int = 1
+
+
+def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> Result:
+    body = json.dumps({"query": query}).encode()
+    with (
+        sample_services(opts.latency_ms, opts.service_processes) as urls,
+        gateway(gateway_config(urls)) as gw,
+    ):
+        url = gw.url + "/graphql/web"
+        headers = {"content-type": "application/json"}
+        # Warm-up: connections, document cache, JIT-free Python's own caches.
+        run_wrk(url, connections=connections, duration=2, method="POST", body=body, headers=headers)
+        stats = run_wrk(
+            url,
+            connections=connections,
+            duration=opts.duration,
+            method="POST",
+            body=body,
+            headers=headers,
+        )
+        per_request = exact_upstream_counts(url, body, urls)
+        return Result(
+            scenario=name,
+            target="gateway",
+            connections=connections,
+            duration_s=opts.duration,
+            requests_per_s=stats["rps"],
+            p50_ms=stats["p50"],
+            p99_ms=stats["p99"],
+            errors=int(stats["errors"]),
+            upstream_per_request=per_request,
+            gateway_peak_rss_mb=peak_rss_mb(gw.pid),
+            latency_ms=opts.latency_ms,
+        )
+
+
+def healthz(opts: Options) -> list[Result]:
+    """The gateway's own floor: GET /healthz through every edge layer."""
+    with sample_services(0) as urls, gateway(gateway_config(urls)) as gw:
+        run_wrk(gw.url + "/healthz", connections=opts.connections, duration=2)
+        stats = run_wrk(gw.url + "/healthz", connections=opts.connections, duration=opts.duration)
+        return [
+            Result(
+                scenario="healthz",
+                target="gateway",
+                connections=opts.connections,
+                duration_s=opts.duration,
+                requests_per_s=stats["rps"],
+                p50_ms=stats["p50"],
+                p99_ms=stats["p99"],
+                errors=int(stats["errors"]),
+                gateway_peak_rss_mb=peak_rss_mb(gw.pid),
+            )
+        ]
+
+
+def q1(opts: Options) -> list[Result]:
+    """The 4-request nested query at 32 connections, and single-client latency."""
+    return [
+        _graphql_run("q1", Q1, opts, connections=opts.connections),
+        _graphql_run("q1", Q1, opts, connections=1),
+    ]
+
+
+def q2(opts: Options) -> list[Result]:
+    """The smallest query: one upstream request."""
+    return [
+        _graphql_run("q2", Q2, opts, connections=opts.connections),
+        _graphql_run("q2", Q2, opts, connections=1),
+    ]
+
+
+SCENARIOS: dict[str, Callable[[Options], list[Result]]] = {
+    "healthz": healthz,
+    "q1": q1,
+    "q2": q2,
+}
+
+
+def describe() -> dict[str, Any]:
+    return {name: (fn.__doc__ or "").strip() for name, fn in SCENARIOS.items()}
