@@ -1,8 +1,8 @@
 """The ``bff`` command line.
 
-``bff serve``, ``bff demo``, ``bff services``, ``bff config check|schema`` and
-``bff schema export|check``. Errors print one line (or one line per configuration problem) and
-exit non-zero; never a traceback.
+``bff serve``, ``bff demo``, ``bff services``, ``bff config check|schema``,
+``bff schema export|check`` and ``bff keys create|list|revoke``. Errors print one line (or one
+line per configuration problem) and exit non-zero; never a traceback.
 """
 
 from __future__ import annotations
@@ -275,6 +275,108 @@ def _schema_check(config_path: str | None, app: str | None, out: str) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+# -- keys --------------------------------------------------------------------------------------
+
+
+_KEY_COLUMNS = ("ID", "PREFIX", "NAME", "OWNER", "TIER", "SCOPES", "ACTIVE", "EXPIRES", "USED")
+
+
+def _key_row(key: dict[str, Any]) -> tuple[str, ...]:
+    def when(t: float | None) -> str:
+        return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(t))
+
+    return (
+        key["id"],
+        key["prefix"],
+        key["name"],
+        key["owner"] or "-",
+        key["tier"],
+        " ".join(key["scopes"]) or "-",
+        "yes" if key["active"] else "no",
+        when(key["expires_at"]),
+        when(key["last_used"]),
+    )
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_keys_async(args))
+
+
+async def _keys_async(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from bff.auth import ApiKeyManager, KeySpec, key_events_for
+    from bff.errors import BadRequest
+    from bff.store import Store, StoreError
+
+    config = _load(args.config)
+    store = Store.from_config(config.store)
+    events = key_events_for(config)  # a revocation reaches running gateways via Redis, if any
+    manager = ApiKeyManager(store, events, tiers=list(config.rate_limits.plans) or None)
+    try:
+        await store.open()
+        if args.keys_command == "create":
+            expires_at: float | None = None
+            if args.expires_at:
+                try:
+                    when = datetime.fromisoformat(args.expires_at)
+                except ValueError:
+                    raise CommandError(
+                        f"--expires-at: not an ISO 8601 time: {args.expires_at!r}", EXIT_INVALID
+                    ) from None
+                expires_at = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+            elif args.expires_in_days is not None:
+                expires_at = time.time() + args.expires_in_days * 86400
+            spec = KeySpec(
+                name=args.name,
+                owner=args.owner,
+                scopes=tuple(args.scope or ()),
+                tier=args.tier,
+                expires_at=expires_at,
+                allowed_ips=tuple(args.allow_ip or ()),
+            )
+            record, plaintext = await manager.create(spec)
+            if args.json:
+                print(json.dumps({**record.public(), "key": plaintext}, indent=2))
+            else:
+                print(f"created API key {record.id} ({record.prefix}...) named {record.name!r}")
+                print("the key, shown this once (only its hash is stored):")
+                print(f"  {plaintext}")
+            return EXIT_OK
+        if args.keys_command == "list":
+            records = await manager.list(
+                limit=args.limit, owner=args.owner, active=None if args.all else True
+            )
+            if args.json:
+                print(json.dumps([r.public() for r in records], indent=2))
+                return EXIT_OK
+            if not records:
+                print("no API keys")
+                return EXIT_OK
+
+            rows = [_KEY_COLUMNS, *(_key_row(r.public()) for r in records)]
+            widths = [max(len(row[i]) for row in rows) for i in range(len(_KEY_COLUMNS))]
+            for row in rows:
+                print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            return EXIT_OK
+        if args.keys_command == "revoke":
+            record = await manager.revoke(args.key_id)
+            if record is None:
+                raise CommandError(f"no API key with id {args.key_id!r}")
+            print(f"revoked API key {record.id} ({record.prefix}...)")
+            return EXIT_OK
+        raise CommandError("usage: bff keys create|list|revoke --config FILE", EXIT_INVALID)
+    except BadRequest as exc:
+        raise CommandError(exc.message, EXIT_INVALID) from None
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        await events.aclose()
+        await store.aclose()
+
+
 # -- the parser --------------------------------------------------------------------------------
 
 
@@ -324,6 +426,28 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--config", "-c", help="gateway YAML (default: the bundled demo config)")
         s.add_argument("--app", help="only this app")
         s.add_argument("--out", default="schema", help="directory of the SDL files (schema/)")
+
+    p = sub.add_parser("keys", help="create, list or revoke API keys in the configured store")
+    ksub = p.add_subparsers(dest="keys_command", metavar="ACTION")
+    k = ksub.add_parser("create", help="create a key and print it (shown once)")
+    k.add_argument("--config", "-c", required=True, help="the gateway YAML file")
+    k.add_argument("--name", required=True, help="what the key is for")
+    k.add_argument("--owner", help="who holds it")
+    k.add_argument("--scope", action="append", help="a scope to grant (repeatable)")
+    k.add_argument("--tier", default="free", help="rate-limit tier (default free)")
+    k.add_argument("--expires-at", help="ISO 8601 time after which the key fails (UTC if no zone)")
+    k.add_argument("--expires-in-days", type=float, help="or: days from now until it fails")
+    k.add_argument("--allow-ip", action="append", help="a CIDR it may be used from (repeatable)")
+    k.add_argument("--json", action="store_true", help="print the record and key as JSON")
+    k = ksub.add_parser("list", help="list keys (active ones unless --all)")
+    k.add_argument("--config", "-c", required=True, help="the gateway YAML file")
+    k.add_argument("--owner", help="only this owner's keys")
+    k.add_argument("--all", action="store_true", help="include revoked keys")
+    k.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    k.add_argument("--json", action="store_true", help="print JSON")
+    k = ksub.add_parser("revoke", help="revoke a key by id")
+    k.add_argument("--config", "-c", required=True, help="the gateway YAML file")
+    k.add_argument("key_id", help="the key's id (key_...)")
     return parser
 
 
@@ -349,6 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _schema_export(args.config, args.app, args.out))
         if args.schema_command == "check":
             return _run(lambda: _schema_check(args.config, args.app, args.out))
+    if args.command == "keys" and args.keys_command:
+        return _run(lambda: _keys(args))
     parser.print_help()
     return EXIT_INVALID
 

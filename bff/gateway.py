@@ -213,6 +213,9 @@ def build_gateway(config: GatewayConfig, *, transport: TransportKind | None = No
                 max_body_bytes=config.limits.max_body_bytes,
                 max_tokens=app_cfg.max_tokens,
                 hide_suggestions=not config.is_development,
+                n_plus_one_threshold=(
+                    config.graphql.n_plus_one_threshold if config.is_development else None
+                ),
             )
             apps[name] = GraphQLApp(
                 settings, schema._schema, loaders=registry.loaders, clients=clients

@@ -42,6 +42,7 @@ from bff.graphql.documents import DocumentCache, PreparedDocument
 from bff.graphql.errors import format_error, request_error
 from bff.graphql.registry import LoaderSpec
 from bff.upstream.deadline import deadline
+from bff.upstream.recorder import RequestTally, tally_requests
 
 __all__ = ["GraphQLApp", "GraphQLAppSettings", "GraphQLRequest"]
 
@@ -75,6 +76,8 @@ class GraphQLAppSettings:
     hide_suggestions: bool = False
     #: Run hot documents through compiled plans (graphql-core executes the rest).
     compiled: bool = True
+    #: Development mode: warn when one request calls one upstream endpoint more often.
+    n_plus_one_threshold: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -298,7 +301,12 @@ class GraphQLApp:
                 )
                 if isinstance(variables, list):
                     return 400, {"errors": [format_error(e, "BAD_USER_INPUT") for e in variables]}
-                data, errors = await plan.execute(context, variables)
+                if self.settings.n_plus_one_threshold is None:
+                    data, errors = await plan.execute(context, variables)
+                else:
+                    with tally_requests() as tally:
+                        data, errors = await plan.execute(context, variables, trace_origins=True)
+                    self._warn_n_plus_one(tally, request)
             else:
                 result = execute(
                     self.schema,
@@ -324,6 +332,21 @@ class GraphQLApp:
         if context.extensions:
             body["extensions"] = context.extensions
         return status, body
+
+    def _warn_n_plus_one(self, tally: RequestTally, request: GraphQLRequest) -> None:
+        threshold = self.settings.n_plus_one_threshold or 0
+        for upstream, template, origin, count in tally.over(threshold):
+            log.warning(
+                "possible N+1 in %s: field %s sent %d requests to %s %s in one request "
+                "(more than %d); load it through a batch loader",
+                self.settings.name,
+                origin or "(unknown)",
+                count,
+                upstream,
+                template,
+                threshold,
+                extra={"operation": request.operation_name},
+            )
 
     def _plan(self, prepared: PreparedDocument, operation_name: str | None) -> Any:
         """The compiled plan of an operation, or ``None`` where graphql-core executes it."""

@@ -67,6 +67,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from bff.errors import Forbidden, Unauthenticated
 from bff.graphql.registry import field_options
+from bff.upstream.recorder import call_origin, reset_origin
 
 __all__ = ["CompiledOperation", "Unsupported", "compile_operation"]
 
@@ -180,9 +181,16 @@ class CompiledOperation:
         self.fragments = fragments
         self.root = root
 
-    async def execute(self, context: Any, variables: Any) -> tuple[Any, list[GraphQLError]]:
-        """Run the plan; returns ``(data, errors)`` as graphql-core would."""
+    async def execute(
+        self, context: Any, variables: Any, *, trace_origins: bool = False
+    ) -> tuple[Any, list[GraphQLError]]:
+        """Run the plan; returns ``(data, errors)`` as graphql-core would.
+
+        ``trace_origins`` labels upstream calls with the field that made them (development
+        mode's N+1 guard); it costs a context-variable write per resolver call.
+        """
         run = _Run(self, context, variables)
+        run.trace = trace_origins
         return await run.execute()
 
 
@@ -401,7 +409,16 @@ _Pending = tuple[Any, Any, Path, Any, Any, bool, Any, Any]
 
 
 class _Run:
-    __slots__ = ("compiled", "context", "data", "errors", "pending", "principal", "variables")
+    __slots__ = (
+        "compiled",
+        "context",
+        "data",
+        "errors",
+        "pending",
+        "principal",
+        "trace",
+        "variables",
+    )
 
     def __init__(self, compiled: CompiledOperation, context: Any, variables: Any) -> None:
         self.compiled = compiled
@@ -411,6 +428,7 @@ class _Run:
         self.errors: list[GraphQLError] = []
         self.pending: list[_Pending] = []
         self.data: Any = None
+        self.trace = False
 
     async def execute(self) -> tuple[Any, list[GraphQLError]]:
         root_slot = ("root",)
@@ -450,18 +468,21 @@ class _Run:
                 continue
             else:
                 fpath = Path(path, fp.key, type_name)
+                origin = call_origin(f"{type_name}.{fp.name}") if self.trace else None
                 try:
                     value = self.call(fp, source, fpath)
+                    if type(value) is CoroutineType:
+                        # Started now, so the task copies the context (origin label included).
+                        value = asyncio.ensure_future(value)
                 except Exception as exc:
                     self.fail(exc, fp, fpath, result, slot)
                     continue
-                if (
-                    isinstance(value, _Future)
-                    or type(value) is CoroutineType
-                    or (value is not None and hasattr(value, "__await__"))
+                finally:
+                    if origin is not None:
+                        reset_origin(origin)
+                if isinstance(value, _Future) or (
+                    value is not None and hasattr(value, "__await__")
                 ):
-                    if type(value) is CoroutineType:
-                        value = asyncio.ensure_future(value)
                     result[fp.key] = None
                     self.pending.append((value, fp, fpath, result, fp.key, fp.nullable, slot, None))
                     continue

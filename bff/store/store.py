@@ -150,7 +150,7 @@ class Store:
             await engine.dispose()
             raise
         self._engine = engine
-        log.info("store %s ready (schema version %d)", self.description, self.version)
+        log.debug("store %s ready (schema version %d)", self.description, self.version)
 
     async def _migrate(self, engine: AsyncEngine) -> int:
         attempts = 5

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from bff.errors import GatewayError, UpstreamError
+from bff.upstream.recorder import one_batch
 from bff.upstream.upstream import Upstream
 
 __all__ = ["RestBatch"]
@@ -98,7 +99,10 @@ class RestBatch(Generic[K, V]):
         if len(chunks) == 1:
             results: list[Any] = [await _safe(self._fetch_chunk(upstream, chunks[0]))]
         else:
-            results = await asyncio.gather(*(_safe(self._fetch_chunk(upstream, c)) for c in chunks))
+            with one_batch():
+                results = await asyncio.gather(
+                    *(_safe(self._fetch_chunk(upstream, c)) for c in chunks)
+                )
         by_key: dict[Any, Any] = {}
         missing: Any = [] if self.many else None
         for chunk, result in zip(chunks, results, strict=True):

@@ -10,9 +10,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-__all__ = ["RecordedCall", "UpstreamCalls", "record", "upstream_calls"]
+__all__ = [
+    "RecordedCall",
+    "RequestTally",
+    "UpstreamCalls",
+    "call_origin",
+    "one_batch",
+    "record",
+    "tally_requests",
+    "upstream_calls",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,17 +58,77 @@ class UpstreamCalls:
         return len(self.calls)
 
 
+@dataclass
+class RequestTally:
+    """Upstream calls of one request by ``(upstream, endpoint template, origin)``.
+
+    ``origin`` names what made the calls (a GraphQL field such as ``Order.user``), when the
+    caller set one with :func:`call_origin`.
+    """
+
+    counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    batches: set[object] = field(default_factory=set)
+
+    def over(self, threshold: int) -> list[tuple[str, str, str, int]]:
+        """``(upstream, template, origin, count)`` for each endpoint called more than
+        ``threshold`` times."""
+        return [(u, t, o, n) for (u, t, o), n in self.counts.items() if n > threshold]
+
+
 _listeners: list[UpstreamCalls] = []
+_tally: ContextVar[RequestTally | None] = ContextVar("bff_request_tally", default=None)
+_origin: ContextVar[str] = ContextVar("bff_call_origin", default="")
+_batch: ContextVar[object | None] = ContextVar("bff_batch", default=None)
 
 
 def record(call: RecordedCall) -> None:
-    """Hand ``call`` to every open :func:`upstream_calls` block."""
+    """Hand ``call`` to every open :func:`upstream_calls` block and the request's tally."""
     for listener in _listeners:
         listener.calls.append(call)
+    tally = _tally.get()
+    if tally is not None:
+        batch = _batch.get()
+        if batch is not None:
+            # The chunks of one batch are one logical request.
+            if batch in tally.batches:
+                return
+            tally.batches.add(batch)
+        tally.counts[(call.upstream, call.template, _origin.get())] += 1
 
 
 def is_recording() -> bool:
-    return bool(_listeners)
+    return bool(_listeners) or _tally.get() is not None
+
+
+@contextmanager
+def tally_requests() -> Iterator[RequestTally]:
+    """Count the upstream calls made by the current task and the tasks it starts."""
+    tally = RequestTally()
+    token = _tally.set(tally)
+    try:
+        yield tally
+    finally:
+        _tally.reset(token)
+
+
+@contextmanager
+def one_batch() -> Iterator[None]:
+    """Count the calls made in the block (the chunks of one batch) as one request."""
+    token = _batch.set(object())
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+
+
+def call_origin(label: str) -> object:
+    """Label the upstream calls made from here on in this context (undo with
+    :func:`reset_origin`)."""
+    return _origin.set(label)
+
+
+def reset_origin(token: object) -> None:
+    _origin.reset(token)  # type: ignore[arg-type]
 
 
 @contextmanager

@@ -304,7 +304,7 @@ async def test_streamed_body_over_the_limit_is_cut_off_with_413(gw: Any) -> None
         (b"/files//a///b", 200, "/echo/a/b"),
         (b"/files/%7Euser", 200, "/echo/~user"),
         (b"/files/a/../../../etc/passwd", 404, None),
-        (b"/files/%2e%2e/%2e%2e/f/status/500", 404, None),
+        (b"/files/%2e%2e/%2e%2e/secret", 404, None),
         (b"/files/..%2fsecret", 400, None),
         (b"/files/a%2Fb", 400, None),
         (b"/files/a%5Cb", 400, None),
