@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from bench.runner import print_results
 from bench.scenarios import SCENARIOS, Options, describe
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = json.loads(value)
+    return out
 
 
 def main() -> None:
@@ -24,9 +38,22 @@ def main() -> None:
         default=1,
         help="processes per sample service (SO_REUSEPORT)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="override a key of the generated gateway config, e.g. graphql.compiled_plans=false",
+    )
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args()
-    opts = Options(args.latency_ms, args.duration, args.connections, args.service_processes)
+    opts = Options(
+        args.latency_ms,
+        args.duration,
+        args.connections,
+        args.service_processes,
+        overrides=_overrides(args.set),
+    )
     results = []
     for name in args.scenarios:
         results.extend(SCENARIOS[name](opts))

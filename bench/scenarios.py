@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.runner import (
@@ -30,13 +30,14 @@ class Options:
     duration: float = 10.0
     connections: int = 32
     service_processes: int = 1
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> Result:
     body = json.dumps({"query": query}).encode()
     with (
         sample_services(opts.latency_ms, opts.service_processes) as urls,
-        gateway(gateway_config(urls)) as gw,
+        gateway(gateway_config(urls, opts.overrides)) as gw,
     ):
         url = gw.url + "/graphql/web"
         headers = {"content-type": "application/json"}
@@ -68,7 +69,7 @@ def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> R
 
 def healthz(opts: Options) -> list[Result]:
     """The gateway's own floor: GET /healthz through every edge layer."""
-    with sample_services(0) as urls, gateway(gateway_config(urls)) as gw:
+    with sample_services(0) as urls, gateway(gateway_config(urls, opts.overrides)) as gw:
         run_wrk(gw.url + "/healthz", connections=opts.connections, duration=2)
         stats = run_wrk(gw.url + "/healthz", connections=opts.connections, duration=opts.duration)
         return [

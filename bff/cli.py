@@ -97,17 +97,19 @@ def app_from_environment() -> Any:
 
 
 def _wait_healthy(urls: Sequence[str], timeout: float = 15.0) -> None:
-    import httpx
+    import urllib.error
+    import urllib.request
 
     deadline = time.monotonic() + timeout
     pending = list(urls)
     while pending:
         url = pending[0]
         try:
-            if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                pending.pop(0)
-                continue
-        except httpx.HTTPError:
+            with urllib.request.urlopen(url + "/health", timeout=1.0) as answer:
+                if answer.status == 200:
+                    pending.pop(0)
+                    continue
+        except (OSError, urllib.error.URLError):
             pass
         if time.monotonic() > deadline:
             raise CommandError(f"sample service at {url} did not start within {timeout:.0f} s")
@@ -149,7 +151,7 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
 
         gateway = build_gateway(config)
         base = f"http://{host}:{port}"
-        secret = os.environ.get("BFF_JWT_SECRET", "demo-secret-change-me")
+        secret = os.environ.get("BFF_JWT_SECRET", "demo-secret-change-me-before-production")
         print("bff demo is starting")
         print(f"  sample services   {', '.join(f'{n} {u}' for n, u in urls.items())}")
         for app in DEMO_APPS:
@@ -362,10 +364,10 @@ async def _keys_async(args: argparse.Namespace) -> int:
                 print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
             return EXIT_OK
         if args.keys_command == "revoke":
-            record = await manager.revoke(args.key_id)
-            if record is None:
+            revoked = await manager.revoke(args.key_id)
+            if revoked is None:
                 raise CommandError(f"no API key with id {args.key_id!r}")
-            print(f"revoked API key {record.id} ({record.prefix}...)")
+            print(f"revoked API key {revoked.id} ({revoked.prefix}...)")
             return EXIT_OK
         raise CommandError("usage: bff keys create|list|revoke --config FILE", EXIT_INVALID)
     except BadRequest as exc:

@@ -926,6 +926,11 @@ class GraphQLConfig(_Model):
     document_cache_size: PositiveInt = Field(
         default=1000, description="Parsed and validated documents kept (LRU), per app."
     )
+    compiled_plans: bool = Field(
+        default=True,
+        description="Execute hot query documents through compiled plans (graphql-core runs "
+        "the rest). false runs everything on graphql-core: for comparison and debugging.",
+    )
     n_plus_one_threshold: PositiveInt = Field(
         default=10,
         description="In development mode, warn when one request sends more than this many "

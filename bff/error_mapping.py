@@ -8,19 +8,26 @@ internal error: logged with its traceback, masked for the client.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import orjson
 
 from bff.errors import (
+    AliasLimitExceeded,
     BadRequest,
+    CostLimitExceeded,
+    DepthLimitExceeded,
     Forbidden,
     GatewayError,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
+    OperationLimitExceeded,
     PayloadTooLarge,
     RateLimited,
+    RootFieldLimitExceeded,
     ServiceUnavailable,
+    TokenLimitExceeded,
     Unauthenticated,
     UnsupportedMediaType,
     UpstreamError,
@@ -28,7 +35,13 @@ from bff.errors import (
     UpstreamUnavailable,
 )
 
-__all__ = ["graphql_code", "http_status", "rest_error", "rest_error_headers"]
+__all__ = [
+    "graphql_code",
+    "graphql_extensions",
+    "http_status",
+    "rest_error",
+    "rest_error_headers",
+]
 
 _STATUS: dict[type[GatewayError], int] = {
     Unauthenticated: 401,
@@ -37,6 +50,7 @@ _STATUS: dict[type[GatewayError], int] = {
     MethodNotAllowed: 405,
     NotAcceptable: 406,
     BadRequest: 400,
+    OperationLimitExceeded: 400,
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     RateLimited: 429,
@@ -61,6 +75,30 @@ def graphql_code(exc: BaseException) -> str:
     if isinstance(exc, GatewayError):
         return exc.code
     return "INTERNAL_SERVER_ERROR"
+
+
+# The measured value and the maximum of each cost-control refusal, under these extension names.
+_LIMIT_EXTENSIONS: dict[type[OperationLimitExceeded], tuple[str, str]] = {
+    DepthLimitExceeded: ("depth", "maxDepth"),
+    AliasLimitExceeded: ("aliases", "maxAliases"),
+    RootFieldLimitExceeded: ("rootFields", "maxRootFields"),
+    TokenLimitExceeded: ("tokens", "maxTokens"),
+    CostLimitExceeded: ("cost", "maxCost"),
+}
+
+
+def graphql_extensions(exc: BaseException) -> dict[str, Any]:
+    """The ``extensions`` of a GraphQL error entry for ``exc``: its code, plus for a
+    cost-control refusal the measured value and the limit (``{"code": "COST_LIMIT_EXCEEDED",
+    "cost": 1121, "maxCost": 1000}``)."""
+    extensions: dict[str, Any] = {"code": graphql_code(exc)}
+    if isinstance(exc, OperationLimitExceeded):
+        names = _LIMIT_EXTENSIONS.get(type(exc))
+        if names is not None:
+            if exc.actual is not None:
+                extensions[names[0]] = exc.actual
+            extensions[names[1]] = exc.limit
+    return extensions
 
 
 def _retry_after(seconds: float) -> str:

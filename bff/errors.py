@@ -8,16 +8,22 @@ knowledge: the single mapping to REST status codes and GraphQL ``extensions.code
 from __future__ import annotations
 
 __all__ = [
+    "AliasLimitExceeded",
     "BadRequest",
     "ConfigError",
+    "CostLimitExceeded",
+    "DepthLimitExceeded",
     "Forbidden",
     "GatewayError",
     "MethodNotAllowed",
     "NotAcceptable",
     "NotFound",
+    "OperationLimitExceeded",
     "PayloadTooLarge",
     "RateLimited",
+    "RootFieldLimitExceeded",
     "ServiceUnavailable",
+    "TokenLimitExceeded",
     "Unauthenticated",
     "UnsupportedMediaType",
     "UpstreamError",
@@ -136,6 +142,57 @@ class BadRequest(GatewayError):
     @classmethod
     def default_message(cls) -> str:
         return "bad request"
+
+
+class OperationLimitExceeded(GatewayError):
+    """A GraphQL operation is over one of its app's cost-control limits; refused before it runs.
+
+    ``limit`` is the app's maximum and ``actual`` what the operation has (``None`` when not
+    measured, as for a document cut short by the token limit).
+    """
+
+    code = "OPERATION_LIMIT_EXCEEDED"
+
+    def __init__(
+        self, message: str = "", *, limit: int, actual: int | None = None, **kw: object
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.limit = limit
+        self.actual = actual
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "the operation is over a limit of this endpoint"
+
+
+class DepthLimitExceeded(OperationLimitExceeded):
+    """Selections nested deeper than the app's ``max_depth`` (the root field is depth 1)."""
+
+    code = "DEPTH_LIMIT_EXCEEDED"
+
+
+class AliasLimitExceeded(OperationLimitExceeded):
+    """More aliases than the app's ``max_aliases``."""
+
+    code = "ALIAS_LIMIT_EXCEEDED"
+
+
+class RootFieldLimitExceeded(OperationLimitExceeded):
+    """More root fields than the app's ``max_root_fields``."""
+
+    code = "ROOT_FIELD_LIMIT_EXCEEDED"
+
+
+class TokenLimitExceeded(OperationLimitExceeded):
+    """A document longer than the app's ``max_tokens`` lexical tokens."""
+
+    code = "TOKEN_LIMIT_EXCEEDED"
+
+
+class CostLimitExceeded(OperationLimitExceeded):
+    """A static cost above the app's ``max_cost``."""
+
+    code = "COST_LIMIT_EXCEEDED"
 
 
 class PayloadTooLarge(GatewayError):

@@ -137,8 +137,7 @@ class Authenticator:
         """The principal of a bearer JWT."""
         if self.jwt is None:
             raise InvalidCredentials("invalid bearer token", "JWT verification is not configured")
-        principal = await self.jwt.verify(token)
-        return principal.with_client_ip(client_ip)
+        return await self.jwt.verify(token, client_ip)
 
     async def verify_key(self, key: bytes, client_ip: str | None) -> Principal:
         """The principal of an API key."""

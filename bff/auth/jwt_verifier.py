@@ -7,12 +7,14 @@ JWKS key can never verify an HS token), signature, ``exp`` (required), ``nbf``, 
 the future), ``iss`` and ``aud`` when configured, all with ``leeway``; then the identity claims
 (:func:`bff.auth.claims.principal_from_claims`).
 
-A verified token is cached (by its SHA-256) until it expires, so a repeated token costs a hash
-and a dictionary lookup.
+A verified token is cached (by its SHA-256, in a bounded LRU) until it expires, so a repeated
+token costs a hash and a dictionary lookup.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import time
@@ -21,7 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
-from cachetools import TLRUCache
+import orjson
+from cachetools import LRUCache
 
 from bff.auth.claims import principal_from_claims
 from bff.auth.errors import InvalidCredentials
@@ -37,8 +40,34 @@ _INVALID = "invalid bearer token"
 _KEY_LENGTH_WARNING: type[Warning] = getattr(jwt, "InsecureKeyLengthWarning", UserWarning)
 
 
-def _entry_expiry(_key: bytes, value: tuple[Principal, float], _now: float) -> float:
-    return value[1]
+class _Entry:
+    """A verified token: its principal until ``expires``, and the last per-address copy."""
+
+    __slots__ = ("expires", "last", "principal")
+
+    def __init__(self, principal: Principal, expires: float) -> None:
+        self.principal = principal
+        self.expires = expires
+        self.last = principal
+
+    def seen_from(self, client_ip: str | None) -> Principal:
+        # Clients mostly keep their address: reuse the last copy rather than build one.
+        last = self.last
+        if last.client_ip != client_ip:
+            last = self.last = self.principal.with_client_ip(client_ip)
+        return last
+
+
+def _header(token: bytes) -> dict[str, Any]:
+    """The JOSE header, decoded just enough to choose a key (PyJWT verifies everything)."""
+    segment = token.partition(b".")[0]
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError):
+        raise InvalidCredentials(_INVALID, "not a well-formed JWT") from None
+    if not isinstance(header, dict):
+        raise InvalidCredentials(_INVALID, "not a well-formed JWT")
+    return header
 
 
 class JWTVerifier:
@@ -77,9 +106,7 @@ class JWTVerifier:
         self.tier_claim = tier_claim
         self.default_tier = default_tier
         self._clock = clock
-        self._cache: TLRUCache[bytes, tuple[Principal, float]] = TLRUCache(
-            maxsize=cache_size, ttu=_entry_expiry, timer=clock
-        )
+        self._cache: LRUCache[bytes, _Entry] = LRUCache(maxsize=cache_size)
         short = sorted(
             a
             for a in self.usable
@@ -118,30 +145,34 @@ class JWTVerifier:
         """False when no algorithm has a key (every bearer token is refused)."""
         return bool(self.usable)
 
+    def _cached(self, digest: bytes) -> _Entry | None:
+        entry = self._cache.get(digest)
+        if entry is not None and entry.expires <= self._clock():
+            self._cache.pop(digest, None)
+            return None
+        return entry
+
     def cached(self, token: bytes) -> Principal | None:
         """The principal of an already verified, unexpired token (no I/O)."""
         if len(token) > self.max_token_bytes:
             return None
-        entry = self._cache.get(hashlib.sha256(token).digest())
-        return None if entry is None else entry[0]
+        entry = self._cached(hashlib.sha256(token).digest())
+        return None if entry is None else entry.principal
 
-    async def verify(self, token: bytes) -> Principal:
-        """The principal of ``token`` (ASCII bytes); :class:`InvalidCredentials` if invalid."""
+    async def verify(self, token: bytes, client_ip: str | None = None) -> Principal:
+        """The principal of ``token`` (ASCII bytes) seen from ``client_ip``;
+        :class:`InvalidCredentials` if the token is invalid."""
         if len(token) > self.max_token_bytes:
             raise InvalidCredentials(_INVALID, f"token longer than {self.max_token_bytes} bytes")
         digest = hashlib.sha256(token).digest()
-        entry = self._cache.get(digest)
-        if entry is not None:
-            return entry[0]
-        principal, expires = await self._verify(token)
-        self._cache[digest] = (principal, expires)
-        return principal
+        entry = self._cached(digest)
+        if entry is None:
+            principal, expires = await self._verify(token)
+            entry = self._cache[digest] = _Entry(principal, expires)
+        return entry.seen_from(client_ip)
 
     async def _verify(self, token: bytes) -> tuple[Principal, float]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidCredentials(_INVALID, "not a well-formed JWT") from None
+        header = _header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.usable:
             raise InvalidCredentials(_INVALID, f"algorithm {str(alg)[:20]!r} is not accepted")

@@ -31,6 +31,7 @@ __all__ = ["AuthenticationLayer"]
 log = logging.getLogger("bff.auth")
 
 _GRAPHQL_RESPONSE_JSON = b"application/graphql-response+json"
+_MAX_ANONYMOUS = 4096
 
 
 class AuthenticationLayer:
@@ -59,6 +60,9 @@ class AuthenticationLayer:
         self._exempt = frozenset(_with_slash_variants(exempt_paths)) | frozenset(prefixes)
         self._exempt_below = tuple(p + "/" for p in prefixes)
         self._client_ip = client_ip
+        # Anonymous principals by address: most requests come from few addresses, and reusing
+        # one is cheaper than building one per request.
+        self._anonymous: dict[str | None, Principal] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,7 +84,12 @@ class AuthenticationLayer:
                 api_key = value
         client_ip = self._client_ip(scope)
         if authorization is None and api_key is None:
-            scope[PRINCIPAL_KEY] = Principal(client_ip=client_ip)
+            anonymous = self._anonymous.get(client_ip)
+            if anonymous is None:
+                if len(self._anonymous) >= _MAX_ANONYMOUS:
+                    self._anonymous.clear()
+                anonymous = self._anonymous[client_ip] = Principal(client_ip=client_ip)
+            scope[PRINCIPAL_KEY] = anonymous
             await self.app(scope, receive, send)
             return
         try:

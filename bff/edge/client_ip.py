@@ -94,7 +94,9 @@ class ClientIp:
 
     def __init__(self, trusted: Iterable[str | IPNetwork] = ()) -> None:
         self.trusted: tuple[IPNetwork, ...] = tuple(
-            t if isinstance(t, ipaddress.IPv4Network | ipaddress.IPv6Network) else parse_networks([t])[0]
+            t
+            if isinstance(t, ipaddress.IPv4Network | ipaddress.IPv6Network)
+            else parse_networks([t])[0]
             for t in trusted
         )
 

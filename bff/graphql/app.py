@@ -9,6 +9,7 @@ GraphQL-shaped body, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from bff.graphql.compiled import Unsupported, compile_operation
 from bff.graphql.context import ClientCache, Context
 from bff.graphql.documents import DocumentCache, PreparedDocument
 from bff.graphql.errors import format_error, request_error
+from bff.graphql.limits import CostControl
 from bff.graphql.registry import LoaderSpec
 from bff.upstream.deadline import deadline
 from bff.upstream.recorder import RequestTally, tally_requests
@@ -78,6 +80,15 @@ class GraphQLAppSettings:
     compiled: bool = True
     #: Development mode: warn when one request calls one upstream endpoint more often.
     n_plus_one_threshold: int | None = None
+    #: Cost control (bff.graphql.limits); an operation counts as ceil(cost / cost_per_request)
+    #: requests against the caller's rate limit.
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_root_fields: int = 20
+    max_cost: int = 10_000
+    cost_per_request: int = 50
+    #: Operation batching: most operations in one JSON array body (0: batching is off).
+    max_batch_operations: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -121,16 +132,28 @@ def _negotiate(accept: bytes | None, *, allow_html: bool) -> str:
     return best
 
 
-def _parse_json_request(body: bytes) -> GraphQLRequest:
+def _parse_json_request(body: bytes, max_batch: int = 0) -> GraphQLRequest | list[GraphQLRequest]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise BadRequest("the request body is not valid JSON") from None
     if isinstance(data, list):
-        raise BadRequest("batched operations (a JSON array body) are not enabled on this endpoint")
+        return _parse_batch(data, max_batch)
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return _request_from_mapping(data, from_query_string=False)
+
+
+def _parse_batch(data: list[Any], max_batch: int) -> list[GraphQLRequest]:
+    if not max_batch:
+        raise BadRequest("batched operations (a JSON array body) are not enabled on this endpoint")
+    if not data:
+        raise BadRequest("the batch holds no operation")
+    if len(data) > max_batch:
+        raise BadRequest(f"a batch holds at most {max_batch} operations (got {len(data)})")
+    if not all(isinstance(item, dict) for item in data):
+        raise BadRequest("each operation of a batch must be a JSON object")
+    return [_request_from_mapping(item, from_query_string=False) for item in data]
 
 
 def _request_from_mapping(data: Mapping[str, Any], *, from_query_string: bool) -> GraphQLRequest:
@@ -184,6 +207,7 @@ class GraphQLApp:
             max_tokens=settings.max_tokens,
             hide_suggestions=settings.hide_suggestions,
         )
+        self.cost_control = CostControl.for_app(schema, settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -209,7 +233,10 @@ class GraphQLApp:
                 raise MethodNotAllowed(
                     "GraphQL endpoints accept GET and POST", allow=["GET", "POST"]
                 )
-            status, body = await self.run(request, scope, get=method != "POST")
+            if isinstance(request, list):
+                status, body = await self.run_batch(request, scope)
+            else:
+                status, body = await self.run(request, scope, get=method != "POST")
         except GatewayError as exc:
             await self._send_error(
                 send,
@@ -227,12 +254,14 @@ class GraphQLApp:
             [("content-type", media), ("cache-control", "no-store")],
         )
 
-    async def _read_post(self, scope: Scope, receive: Receive) -> GraphQLRequest:
+    async def _read_post(
+        self, scope: Scope, receive: Receive
+    ) -> GraphQLRequest | list[GraphQLRequest]:
         body = await read_body(receive, scope, self.settings.max_body_bytes)
         ctype = (header(scope, b"content-type") or b"application/json").split(b";")[0].strip()
         ctype = ctype.lower()
         if ctype in (b"application/json", b"application/graphql-response+json", b""):
-            return _parse_json_request(body)
+            return _parse_json_request(body, self.settings.max_batch_operations)
         if ctype == b"application/graphql":
             try:
                 query = body.decode("utf-8")
@@ -272,7 +301,30 @@ class GraphQLApp:
             return 400, {"errors": [request_error(message, "BAD_REQUEST")]}
         if get and prepared.is_mutation(request.operation_name):
             raise MethodNotAllowed("mutations must be sent with POST", allow=["POST"])
-        return await self.execute(prepared, request, principal, scope)
+        return await self.cost_control.guard(
+            prepared,
+            operation,
+            request.variables,
+            scope,
+            lambda: self.execute(prepared, request, principal, scope),
+        )
+
+    async def run_batch(
+        self, requests: list[GraphQLRequest], scope: Scope
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Run a batch's operations concurrently, each with its own result or error (and its
+        own rate-limit charge). The status is the operations' common one, else 200."""
+
+        async def one(request: GraphQLRequest) -> tuple[int, dict[str, Any]]:
+            try:
+                return await self.run(request, scope)
+            except GatewayError as exc:
+                code = "BAD_REQUEST" if isinstance(exc, BadRequest) else exc.code
+                return http_status(exc), {"errors": [request_error(exc.message, code)]}
+
+        results = await asyncio.gather(*(one(r) for r in requests))
+        statuses = {status for status, _ in results}
+        return (statuses.pop() if len(statuses) == 1 else 200), [body for _, body in results]
 
     async def execute(
         self,

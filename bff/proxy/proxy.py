@@ -28,7 +28,7 @@ from bff.proxy.body import ClientDisconnected, RequestBody
 from bff.proxy.headers import forward_request_headers, forward_response_headers
 from bff.proxy.paths import normalize_path, raw_path
 from bff.proxy.routes import Route, RouteTable
-from bff.upstream import Upstream, UpstreamCall, deadline
+from bff.upstream import IDEMPOTENT_METHODS, Upstream, UpstreamCall, deadline
 
 if TYPE_CHECKING:
     from bff.config import GatewayConfig
@@ -39,6 +39,9 @@ log = logging.getLogger("bff.proxy")
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 _END: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+# Request bodies up to this size are kept while they stream, so that an idempotent call can be
+# retried (larger ones are not retried once they have started to flow).
+REPLAY_LIMIT = 64 * 1024
 # After this many body chunks, watch for the client going away (long downloads only: a task per
 # request would cost every small response).
 _WATCH_AFTER_CHUNKS = 8
@@ -120,9 +123,13 @@ class Proxy:
         length = forwarded.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"request body over {limit} bytes")
+        upstream = route.pick_upstream()
         if forwarded.chunked or length:
-            call.content = RequestBody(receive, limit, call)
-        return route, route.pick_upstream(), call
+            retried = upstream.retry_budget is not None and method in IDEMPOTENT_METHODS
+            call.content = RequestBody(
+                receive, limit, call, replay_limit=REPLAY_LIMIT if retried else 0
+            )
+        return route, upstream, call
 
     async def _forward(
         self,

@@ -113,9 +113,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             resp = await session.request(
                 request.method,
                 url,
-                headers=[
-                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers
-                ],
+                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
                 data=data,
                 timeout=timeout,
                 allow_redirects=False,

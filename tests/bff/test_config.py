@@ -198,7 +198,10 @@ def test_demo_config_loads() -> None:
     assert c.state.backend == "memory"
     assert c.store.url == "sqlite:///./bff-demo.db"
     assert c.admin.token == "demo-admin-token"
-    assert c.auth.jwt.secret == "demo-secret-change-me" and c.auth.jwt.algorithms == ["HS256"]
+    assert (
+        c.auth.jwt.secret == "demo-secret-change-me-before-production"
+        and c.auth.jwt.algorithms == ["HS256"]
+    )
     assert [c.upstreams[n].targets[0].url for n in ("users", "orders", "products", "reviews")] == [
         "http://127.0.0.1:9101",
         "http://127.0.0.1:9102",
@@ -962,3 +965,30 @@ def test_docs_examples_load() -> None:
     assert len(blocks) >= 3
     for block in blocks:
         parse_config(block.split("```", 1)[0], source=str(doc), env={})
+
+
+def test_retry_budget_floor_and_route_timeouts() -> None:
+    c = cfg(
+        UPSTREAMS.replace(
+            '{targets: ["http://127.0.0.1:9101"]}',
+            '{targets: ["http://127.0.0.1:9101"], retries: {budget_min_retries: 0}}',
+        )
+        + "routes:\n  - {id: u, path: /u, upstream: users, connect_timeout: 0.5, read_timeout: 2}\n"
+    )
+    assert c.upstreams["users"].retries.budget_min_retries == 0
+    assert c.upstreams["orders"].retries.budget_min_retries == 10
+    assert (c.routes[0].connect_timeout, c.routes[0].read_timeout) == (0.5, 2.0)
+    assert cfg(with_routes("- {id: u, path: /u, upstream: users}")).routes[0].read_timeout is None
+    msg = problem_at(
+        with_routes("- {id: u, path: /u, upstream: users, read_timeout: 0}"),
+        "routes[0].read_timeout",
+    )
+    assert "greater than 0" in msg
+    msg = problem_at(
+        UPSTREAMS.replace(
+            '{targets: ["http://127.0.0.1:9101"]}',
+            '{targets: ["http://127.0.0.1:9101"], retries: {budget_min_retries: -1}}',
+        ),
+        "upstreams.users.retries.budget_min_retries",
+    )
+    assert "at least 0" in msg

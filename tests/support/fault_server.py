@@ -25,6 +25,7 @@ counts probes. State is plain attributes: the test thread sets them, the server 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 import threading
@@ -94,10 +95,12 @@ class FaultApp:
             await self._json(send, 200 if self.healthy else 503, {"healthy": self.healthy})
             return
         self.requests.append((scope["method"], path))
+        # Decided on arrival: a slow request left over from an earlier test takes no failure.
+        failure = self._failures.pop(0) if self._failures else None
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        if self._failures:
-            status = self._failures.pop(0)
+        if failure is not None:
+            status = failure
             await self._drain(receive)
             await self._json(send, status, {"error": "scripted", "status": status})
             return
@@ -259,10 +262,8 @@ class ResetServer:
             self.connections += 1
             try:
                 conn.settimeout(1.0)
-                try:
+                with contextlib.suppress(OSError):
                     conn.recv(65536)
-                except OSError:
-                    pass
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             finally:
                 conn.close()

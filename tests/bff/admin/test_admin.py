@@ -19,8 +19,7 @@ from tests.support.gateway import demo_config
 
 TOKEN = "demo-admin-token"
 ADMIN = {"authorization": f"Bearer {TOKEN}"}
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # PyJWT: the demo secret is short
+DEMO_SECRET = demo_config({}).auth.jwt.secret or ""
 
 
 async def started(config_overrides: dict[str, Any], services: SampleServices) -> Gateway:
@@ -62,12 +61,17 @@ def error_of(r: httpx.Response) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [{"admin": {"enabled": False}}, {"admin": {"token": ""}}],
-    ids=["disabled", "no-token"],
+    ("overrides", "headers"),
+    [
+        ({"admin": {"token": ""}}, ADMIN),
+        ({"admin": {"token": ""}}, {}),
+        # Disabled, the admin path is a path like any other: no credentials, 404.
+        ({"admin": {"enabled": False}}, {}),
+    ],
+    ids=["no-token", "no-token-no-header", "disabled"],
 )
 async def test_admin_off_answers_404_everywhere(
-    services: SampleServices, overrides: dict[str, Any]
+    services: SampleServices, overrides: dict[str, Any], headers: dict[str, str]
 ) -> None:
     gw = await started(overrides, services)
     try:
@@ -80,9 +84,15 @@ async def test_admin_off_answers_404_everywhere(
                 ("GET", "/admin"),
                 ("POST", "/admin/authenticate"),
             ):
-                r = await c.request(method, path, headers=ADMIN)
+                r = await c.request(method, path, headers=headers)
                 assert r.status_code == 404, (method, path)
                 assert error_of(r)["code"] == "NOT_FOUND"
+            if overrides["admin"].get("enabled") is False:
+                # Any bearer token is judged like on every other path: no hint of an admin API.
+                admin = await c.get("/admin/keys", headers=ADMIN)
+                other = await c.get("/no-such-path", headers=ADMIN)
+                assert admin.status_code == other.status_code == 401
+                assert error_of(admin)["message"] == error_of(other)["message"]
     finally:
         await gw.shutdown()
 
@@ -95,12 +105,14 @@ async def test_admin_off_answers_404_everywhere(
         {"authorization": f"Bearer {TOKEN}x"},
         {"authorization": f"Basic {TOKEN}"},
         {"authorization": "Bearer"},
-        {"authorization": f"Bearer {demo_token('demo-secret-change-me')}"},
+        {"authorization": "Bearer <a user's JWT>"},
     ],
 )
 async def test_wrong_or_missing_token_is_401(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
+    if headers.get("authorization") == "Bearer <a user's JWT>":
+        headers = {"authorization": f"Bearer {demo_token(DEMO_SECRET)}"}
     for path in ("/admin/keys", "/admin/openapi.json", "/admin/nope"):
         r = await client.get(path, headers=headers)
         assert r.status_code == 401
@@ -147,7 +159,9 @@ async def test_list_filters_and_pages(client: httpx.AsyncClient) -> None:
     ids = [(await create(client, owner=owner, name=f"k{i}"))["id"] for i in range(3)]
     r = await client.get("/admin/keys", params={"owner": owner}, headers=ADMIN)
     assert [k["id"] for k in r.json()["items"]] == ids
-    r = await client.get("/admin/keys", params={"owner": owner, "limit": 1, "offset": 1}, headers=ADMIN)
+    r = await client.get(
+        "/admin/keys", params={"owner": owner, "limit": 1, "offset": 1}, headers=ADMIN
+    )
     assert [k["id"] for k in r.json()["items"]] == ids[1:2]
     await client.delete(f"/admin/keys/{ids[0]}", headers=ADMIN)
     r = await client.get("/admin/keys", params={"owner": owner, "active": "true"}, headers=ADMIN)
@@ -182,9 +196,7 @@ async def test_patch_and_delete(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
 async def test_unknown_key_is_404(client: httpx.AsyncClient, method: str) -> None:
-    r = await client.request(
-        method, "/admin/keys/key_0000", json={"active": False}, headers=ADMIN
-    )
+    r = await client.request(method, "/admin/keys/key_0000", json={"active": False}, headers=ADMIN)
     assert r.status_code == 404
     assert error_of(r)["message"] == "no API key with id 'key_0000'"
 
@@ -259,7 +271,12 @@ async def test_authenticate_a_key(client: httpx.AsyncClient) -> None:
     r = await client.post("/admin/authenticate", json={"key": created["key"]}, headers=ADMIN)
     assert r.json() == {
         "valid": True,
-        "principal": {"kind": "api_key", "subject": created["id"], "scopes": ["a", "b"], "tier": "pro"},
+        "principal": {
+            "kind": "api_key",
+            "subject": created["id"],
+            "scopes": ["a", "b"],
+            "tier": "pro",
+        },
         "reason": None,
     }
     r = await client.post(
@@ -281,7 +298,7 @@ async def test_authenticate_a_key(client: httpx.AsyncClient) -> None:
 
 async def test_authenticate_a_token(client: httpx.AsyncClient) -> None:
     r = await client.post(
-        "/admin/authenticate", json={"token": demo_token("demo-secret-change-me")}, headers=ADMIN
+        "/admin/authenticate", json={"token": demo_token(DEMO_SECRET)}, headers=ADMIN
     )
     assert r.json()["principal"] == {
         "kind": "user",

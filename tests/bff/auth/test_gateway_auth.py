@@ -11,23 +11,25 @@ import pytest
 
 from bff.cli import demo_token
 from bff.gateway import Gateway, build_gateway
+from services import ServiceServer
 from tests.bff.auth.conftest import make_token
 from tests.conftest import SampleServices
 from tests.support.gateway import demo_config, gql
 
-DEMO_SECRET = "demo-secret-change-me"
 ADMIN = {"authorization": "Bearer demo-admin-token"}
-
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # PyJWT: the demo secret is short
+DEMO_SECRET = demo_config({}).auth.jwt.secret or ""
 
 
 @pytest.fixture(scope="module")
 async def auth_gateway(services: SampleServices) -> AsyncIterator[Gateway]:
-    """A gateway of its own: these tests create and revoke keys."""
-    gw = build_gateway(demo_config(services.env))
+    """A gateway of its own (these tests create and revoke keys), with an orders service of
+    its own (they place orders, which the shared one must not see)."""
+    orders = ServiceServer("orders").start()
+    gw = build_gateway(demo_config({**services.env, "ORDERS_URL": orders.url}))
     await gw.startup()
     yield gw
     await gw.shutdown()
+    orders.stop()
 
 
 @pytest.fixture

@@ -68,12 +68,13 @@ async def test_tier_claim_and_default_are_configurable() -> None:
     assert (await verify(make_token(), v)).tier == "basic"
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")  # PyJWT: the demo secret is short
 async def test_demo_token_works_with_the_demo_secret() -> None:
     from bff.cli import demo_token
+    from tests.support.gateway import demo_config
 
-    v = JWTVerifier(algorithms=["HS256"], secret="demo-secret-change-me")
-    p = await v.verify(demo_token("demo-secret-change-me").encode())
+    secret = demo_config({}).auth.jwt.secret or ""
+    v = JWTVerifier(algorithms=["HS256"], secret=secret)
+    p = await v.verify(demo_token(secret).encode())
     assert p.subject == "1" and p.tier == "pro"
     assert p.scopes == frozenset({"orders:read", "orders:write"})
 
@@ -155,13 +156,11 @@ async def test_truncated_token_is_refused() -> None:
 
 
 async def test_wrong_signature_is_refused() -> None:
-    assert await reason_of(make_token(key="another-secret-of-sufficient-length-0123")) in (
-        "bad signature"
-    )
-    token = make_token()
-    head, body, _sig = token.split(".")
+    wrong_key = make_token(key="another-secret-of-sufficient-length-0123")
+    assert await reason_of(wrong_key) == "bad signature"
+    head, _body, sig = make_token().split(".")
     tampered_body = b64(orjson.dumps({"sub": "1", "exp": int(time.time()) + 60}))
-    assert await reason_of(f"{head}.{tampered_body}.{_sig}") == "bad signature"
+    assert await reason_of(f"{head}.{tampered_body}.{sig}") == "bad signature"
 
 
 async def test_header_that_is_not_an_object() -> None:

@@ -94,7 +94,9 @@ async def test_odd_messages_clear_everything(redis_url: str) -> None:
         await listener.aclose()
 
 
-@pytest.mark.parametrize(("backend", "kind"), [("memory", LocalKeyEvents), ("redis", RedisKeyEvents)])
+@pytest.mark.parametrize(
+    ("backend", "kind"), [("memory", LocalKeyEvents), ("redis", RedisKeyEvents)]
+)
 async def test_events_follow_the_state_backend(backend: str, kind: type) -> None:
     config = demo_config({}, {"state": {"backend": backend, "redis_url": "redis://127.0.0.1:1/0"}})
     events = key_events_for(config)

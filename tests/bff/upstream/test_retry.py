@@ -203,5 +203,21 @@ async def test_retries_through_the_proxy(fault: Servers) -> None:
         assert response.status_code == 503 and fault["a"].app.count() == 1
         fault["a"].app.reset()
         fault["a"].app.fail_next(1, 503)
-        response = await client.put("/svc/echo/x", content=b"payload")  # idempotent, retried
+        # Idempotent, retried: a small streamed body is kept, and sent again whole.
+        response = await client.put("/svc/echo/x", content=b"p" * 60_000)
         assert response.status_code == 200 and fault["a"].app.count() == 2
+        assert response.json()["body_size"] == 60_000
+
+        async def chunked() -> AsyncIterator[bytes]:
+            for _ in range(6):
+                yield b"c" * 10_000
+
+        fault["a"].app.reset()
+        fault["a"].app.fail_next(1, 503)
+        response = await client.put("/svc/echo/x", content=chunked())
+        assert response.status_code == 200 and response.json()["body_size"] == 60_000
+        # Too large to keep: once it has started to flow, it is not retried.
+        fault["a"].app.reset()
+        fault["a"].app.fail_next(1, 503)
+        response = await client.put("/svc/echo/x", content=b"p" * 100_000)
+        assert response.status_code == 503 and fault["a"].app.count() == 1

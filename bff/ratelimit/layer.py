@@ -1,0 +1,268 @@
+"""The rate-limit edge layer: charge each request, describe the quota, refuse with 429.
+
+It runs after authentication (it needs ``scope["bff.principal"]``) and treats two kinds of path:
+
+- **GraphQL app paths**: the amount is only known once the operation's cost is, so the layer puts
+  a :class:`Meter` in ``scope["bff.ratelimit"]`` and the app settles it (:func:`charge`) after
+  cost analysis, before executing anything. A refusal there is the app's 429 (GraphQL-shaped).
+  A request the app answers without charging (malformed, invalid, over a cost-control limit,
+  GraphiQL) costs nothing; its response still carries the headers, and a caller with nothing
+  left gets a GraphQL-shaped 429 instead.
+- **everything else** is charged one request up front, against the caller's plan, the gateway's
+  global limit and, when the path belongs to a passthrough route (found with the proxy's own
+  route table: :func:`proxy_route_resolver`), the route's ``rate_limit`` and ``global_limit``,
+  all in one decision. Refused: 429 with the JSON error body; the request goes no further.
+
+Every limited response carries ``RateLimit-Limit``/``-Remaining``/``-Reset`` and the
+``X-RateLimit-*`` equivalents; refusals add ``Retry-After``. Health, readiness, metrics and the
+admin API are never limited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from bff.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from bff.auth.principal import PRINCIPAL_KEY
+from bff.edge.request_id import REQUEST_ID_KEY
+from bff.error_mapping import graphql_code, http_status, rest_error, rest_error_headers
+from bff.errors import GatewayError, RateLimited
+from bff.proxy.paths import normalize_path, raw_path
+from bff.ratelimit.decision import Decision
+from bff.ratelimit.policy import RateLimiter, Target, caller_key
+
+__all__ = ["RATE_LIMIT_KEY", "Meter", "RateLimitLayer", "charge", "proxy_route_resolver"]
+
+RATE_LIMIT_KEY = "bff.ratelimit"
+"""Scope key of a GraphQL request's :class:`Meter`."""
+
+ClientIpResolver = Callable[[Scope], "str | None"]
+RouteResolver = Callable[[Scope], Any]
+
+_GRAPHQL_RESPONSE_JSON = b"application/graphql-response+json"
+
+
+def _peer(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def refusal(decision: Decision) -> RateLimited:
+    """The error for a refused decision."""
+    seconds = max(1, -(-decision.retry_ms // 1000))
+    return RateLimited(
+        f"rate limit exceeded; retry in {seconds} s", retry_after=decision.retry_after
+    )
+
+
+async def charge(scope: Scope, cost: int = 1) -> Decision | None:
+    """Charge ``cost`` requests for this GraphQL request; None when nothing limits it.
+
+    Raises :class:`~bff.errors.RateLimited` when refused and
+    :class:`~bff.errors.ServiceUnavailable` when the shared store is down without
+    ``fail_open``. A no-op where the rate-limit layer is not installed.
+    """
+    meter: Meter | None = scope.get(RATE_LIMIT_KEY)
+    if meter is None:
+        return None
+    return await meter.charge(cost)
+
+
+class Meter:
+    """The charge of one GraphQL request, settled by the app once the cost is known; also the
+    ``send`` that adds the quota headers to the response."""
+
+    __slots__ = (
+        "_caller",
+        "_limiter",
+        "_plan",
+        "_refused",
+        "_scope",
+        "_send",
+        "_target",
+        "decision",
+        "settled",
+    )
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        caller: str,
+        plan: str | None,
+        target: Target,
+        scope: Scope,
+        send: Send,
+    ) -> None:
+        self._limiter = limiter
+        self._caller = caller
+        self._plan = plan
+        self._target = target
+        self._scope = scope
+        self._send = send
+        self._refused = False
+        self.decision: Decision | None = None
+        self.settled = False
+
+    async def charge(self, cost: int) -> Decision | None:
+        """Charge ``cost`` requests (see :func:`charge`)."""
+        decision = await self._limiter.check(self._caller, self._plan, self._target, cost)
+        self.settled = True
+        self.decision = decision
+        if decision is not None and not decision.allowed:
+            raise refusal(decision)
+        return decision
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            decision = self.decision
+            if not self.settled:
+                try:
+                    decision = await self._limiter.check(
+                        self._caller, self._plan, self._target, peek=True
+                    )
+                except GatewayError:
+                    decision = None  # nothing was charged: answer as the app did
+                if decision is not None and not decision.allowed:
+                    self._refused = True
+                    await _graphql_refusal(self._scope, self._send, refusal(decision), decision)
+                    return
+            if decision is not None:
+                message["headers"] = [*message.get("headers", ()), *decision.headers()]
+        elif self._refused:
+            return
+        await self._send(message)
+
+
+class RateLimitLayer:
+    """Pure-ASGI layer applying a :class:`RateLimiter` (see the module docstring).
+
+    ``graphql_targets``: GraphQL app paths and each app's :class:`Target`; ``exempt_paths``
+    (exact) and ``exempt_prefixes`` (the path and below) are never limited; ``client_ip``
+    resolves anonymous callers' addresses (:class:`bff.edge.client_ip.ClientIp`);
+    ``route_of`` finds the passthrough route of a path (None: no route).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        *,
+        graphql_targets: Mapping[str, Target] | None = None,
+        exempt_paths: Iterable[str] = (),
+        exempt_prefixes: Iterable[str] = (),
+        client_ip: ClientIpResolver = _peer,
+        route_of: RouteResolver | None = None,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self._graphql: dict[str, Target] = {}
+        for path, target in (graphql_targets or {}).items():
+            bare = path.rstrip("/") or "/"
+            self._graphql[bare] = self._graphql[bare + "/"] = target
+        prefixes = tuple(p.rstrip("/") for p in exempt_prefixes if p.rstrip("/"))
+        self._exempt = frozenset(exempt_paths) | frozenset(prefixes)
+        self._exempt_below = tuple(p + "/" for p in prefixes)
+        self._client_ip = client_ip
+        self._route_of = route_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in self._exempt or (self._exempt_below and path.startswith(self._exempt_below)):
+            await self.app(scope, receive, send)
+            return
+        limiter = self.limiter
+        principal = scope.get(PRINCIPAL_KEY)
+        anonymous = principal is None or principal.kind == "anonymous"
+        caller = caller_key(principal, self._client_ip(scope) if anonymous else None)
+        plan = limiter.plan_for(principal)
+        target = self._graphql.get(path)
+        if target is not None:
+            meter = Meter(limiter, caller, plan, target, scope, send)
+            scope[RATE_LIMIT_KEY] = meter
+            await self.app(scope, receive, meter.send)
+            return
+        route = self._route_of(scope) if self._route_of is not None else None
+        try:
+            if route is not None:
+                decision = await limiter.check_route(caller, plan, route)
+            else:
+                decision = await limiter.check(caller, plan)
+        except GatewayError as exc:
+            await _rest_refusal(scope, send, exc, None)
+            return
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        if not decision.allowed:
+            await _rest_refusal(scope, send, refusal(decision), decision)
+            return
+        extra = decision.headers()
+
+        async def send_with_quota(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_quota)
+
+
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _encode(pairs: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
+
+
+async def _rest_refusal(
+    scope: Scope, send: Send, exc: GatewayError, decision: Decision | None
+) -> None:
+    status, headers, body = rest_error(exc, scope.get(REQUEST_ID_KEY))
+    raw = _encode([*headers, ("cache-control", "no-store")])
+    if decision is not None:
+        raw.extend(decision.headers())
+    await _respond(send, status, raw, body)
+
+
+async def _graphql_refusal(
+    scope: Scope, send: Send, exc: GatewayError, decision: Decision | None
+) -> None:
+    accept = header(scope, b"accept") or b""
+    media = _GRAPHQL_RESPONSE_JSON if _GRAPHQL_RESPONSE_JSON in accept else b"application/json"
+    body = orjson.dumps(
+        {"errors": [{"message": exc.message, "extensions": {"code": graphql_code(exc)}}]}
+    )
+    raw = [(b"content-type", media), (b"cache-control", b"no-store")]
+    raw.extend(_encode(rest_error_headers(exc)))
+    if decision is not None:
+        raw.extend(decision.headers())
+    await _respond(send, http_status(exc), raw, body)
+
+
+def proxy_route_resolver(proxy: Any) -> RouteResolver:
+    """A ``route_of`` for :class:`RateLimitLayer` from the passthrough proxy's own route table,
+    so route limits follow exactly the routes the proxy serves (admin changes included).
+
+    Returns the matched route's configuration, or None (no route, a method the route does not
+    allow, or a path the proxy would refuse: those are charged against the plan only).
+    """
+
+    def route_of(scope: Scope) -> Any:
+        try:
+            path, _ = normalize_path(raw_path(scope))
+            route = proxy.table.match(path, scope["method"], scope["headers"])
+        except GatewayError:
+            return None
+        return route.config
+
+    return route_of

@@ -1,0 +1,245 @@
+"""Counters in Redis, shared by every gateway process, with a local fallback.
+
+A decision is one ``EVALSHA`` of :data:`~bff.ratelimit.script.SCRIPT` per hash tag: the caller's
+own counters (plan, app, route) share the tag ``{<caller>}``, so the usual decision is one
+command, one round trip, atomic across all its windows, and stays in one slot of a Redis Cluster.
+A global limit lives under its own tag; a decision that includes one sends one script per tag in
+a single pipeline (still one round trip), and when one refuses while another allowed, what the
+others charged is given back, so a refused request costs nothing anywhere.
+
+The script is called by its SHA-1, known in advance; after ``NOSCRIPT`` (first use, or a
+restarted Redis) it is loaded once and the call repeated.
+
+**Redis unreachable** (refused, reset, or silent past ``state.redis_socket_timeout``): with
+``fail_open`` the process switches at once to its own :class:`~bff.ratelimit.memory.MemoryStore`,
+counts every decision made there in :attr:`RedisStore.local_decisions`, logs the outage once (and
+a reminder once per ``log_interval``), and pings Redis in the background every
+``probe_interval`` until it answers, then goes back. Requests never wait on a Redis known to be
+down. Without ``fail_open`` the decision raises :class:`~bff.errors.ServiceUnavailable` (503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, RedisError
+
+from bff.errors import ServiceUnavailable
+from bff.ratelimit.algorithms import Algorithm
+from bff.ratelimit.decision import Decision, Tightest
+from bff.ratelimit.memory import MemoryStore
+from bff.ratelimit.script import SCRIPT, SCRIPT_SHA
+from bff.ratelimit.store import Batch
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("bff.ratelimit")
+
+_ALGORITHM = {"token_bucket": "tb", "sliding_window": "sw"}
+_UNREACHABLE = (RedisError, OSError, TimeoutError)
+
+
+class RedisStore:
+    """Rate-limit counters in Redis (see the module docstring).
+
+    ``clock``: when given, the decision time comes from it rather than from Redis's ``TIME``
+    (tests use it to replay a sequence through both stores).
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        algorithm: Algorithm = "token_bucket",
+        fallback: MemoryStore | None = None,
+        fail_open: bool = True,
+        timeout: float = 0.5,
+        probe_interval: float = 1.0,
+        log_interval: float = 60.0,
+        clock: Any = None,
+    ) -> None:
+        self.client = client
+        self.algorithm: Algorithm = algorithm
+        self.fallback = fallback or MemoryStore(algorithm)
+        self.fail_open = fail_open
+        self.timeout = timeout
+        self.probe_interval = probe_interval
+        self.log_interval = log_interval
+        self._clock = clock
+        self._mode = _ALGORITHM[algorithm]
+        #: Decisions made by the local fallback because Redis was unreachable (a metric).
+        self.local_decisions = 0
+        #: Times Redis was found unreachable (each starts a fallback period).
+        self.outages = 0
+        self.available = True
+        self._next_probe = 0.0
+        self._next_log = 0.0
+        self._probe: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        connect_timeout: float = 0.5,
+        socket_timeout: float = 0.5,
+        **kwargs: Any,
+    ) -> RedisStore:
+        """A store on a new client for ``url``: short timeouts and no retries, since a slow
+        Redis must not hold requests (``fail_open`` answers instead)."""
+        client = Redis.from_url(
+            url,
+            socket_connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        return cls(client, timeout=socket_timeout, **kwargs)
+
+    # -- deciding --------------------------------------------------------------------------
+
+    async def decide(self, batches: Sequence[Batch], cost: int, *, charge: bool = True) -> Decision:
+        if not self.available:
+            self._maybe_probe()
+            return await self._locally(batches, cost, charge)
+        now = "" if self._clock is None else repr(float(self._clock()))
+        try:
+            async with asyncio.timeout(self.timeout):
+                if len(batches) == 1:
+                    keys, counter_set = batches[0]
+                    args = (now, cost, "c" if charge else "p", self._mode, *counter_set.argv)
+                    reply = await self._evalsha(keys, args)
+                    return Decision(reply[0] == 1, reply[1], reply[2], reply[3], reply[4])
+                return await self._decide_many(batches, cost, charge, now)
+        except _UNREACHABLE as exc:
+            self._went_down(exc)
+            return await self._locally(batches, cost, charge)
+
+    async def _evalsha(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.client.script_load(SCRIPT)
+            return await self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+
+    async def _decide_many(
+        self, batches: Sequence[Batch], cost: int, charge: bool, now: str
+    ) -> Decision:
+        mode = "c" if charge else "p"
+        calls = [
+            (keys, (now, cost, mode, self._mode, *counter_set.argv))
+            for keys, counter_set in batches
+        ]
+        replies = await self._pipeline(calls)
+        tightest = Tightest()
+        for reply in replies:
+            tightest.add(reply[0] == 1, reply[1], reply[2], reply[3], reply[4])
+        decision = tightest.decision()
+        if charge and cost > 0 and not decision.allowed:
+            given = [call for call, reply in zip(calls, replies, strict=True) if reply[0] == 1]
+            if given:
+                refunds = [(keys, (now, -cost, "c", *args[3:])) for keys, args in given]
+                await self._pipeline(refunds)
+        return decision
+
+    async def _pipeline(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        for attempt in (1, 2):
+            pipe = self.client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(r, NoScriptError) for r in replies):
+                break
+            if attempt == 1:
+                await self.client.script_load(SCRIPT)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return list(replies)
+
+    # -- the fallback --------------------------------------------------------------------------
+
+    async def _locally(self, batches: Sequence[Batch], cost: int, charge: bool) -> Decision:
+        if not self.fail_open:
+            raise ServiceUnavailable(
+                "rate limiting is unavailable; try again shortly",
+                retry_after=self.probe_interval,
+            )
+        self.local_decisions += 1
+        now = time.monotonic()
+        if now >= self._next_log:
+            self._next_log = now + self.log_interval
+            log.warning(
+                "rate limits: Redis is still unreachable; %d decisions made with local "
+                "limits so far",
+                self.local_decisions,
+            )
+        return self.fallback.decide_now(batches, cost, charge=charge)
+
+    def _went_down(self, exc: BaseException) -> None:
+        if not self.available:
+            return
+        self.available = False
+        self.outages += 1
+        now = time.monotonic()
+        self._next_probe = now + self.probe_interval
+        self._next_log = now + self.log_interval
+        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+        if self.fail_open:
+            log.warning(
+                "rate limits: Redis unreachable (%s); using this process's own limits until "
+                "it answers again",
+                reason,
+            )
+        else:
+            log.error(
+                "rate limits: Redis unreachable (%s); limited requests get 503 until it "
+                "answers again (fail_open is false)",
+                reason,
+            )
+
+    def _maybe_probe(self) -> None:
+        if self._probe is not None:
+            return
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + self.probe_interval
+        self._probe = asyncio.get_running_loop().create_task(self._ping())
+
+    async def _ping(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.client.ping()
+        except _UNREACHABLE:
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a probe must never kill the fallback
+            log.exception("rate limits: Redis probe failed")
+            return
+        finally:
+            self._probe = None
+        self.available = True
+        log.warning(
+            "rate limits: Redis is reachable again; shared limits resume (%d decisions were "
+            "made locally)",
+            self.local_decisions,
+        )
+
+    async def aclose(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+        await self.fallback.aclose()
+        try:
+            await self.client.aclose()
+        except Exception:  # closing a dead connection may fail; nothing to do about it
+            log.debug("closing the Redis client failed", exc_info=True)
