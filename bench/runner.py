@@ -46,21 +46,25 @@ class Result:
     upstream_per_request: dict[str, float] = field(default_factory=dict)
     gateway_peak_rss_mb: float | None = None
     latency_ms: float = 0.0
+    #: CPU time the gateway process spent per request (user + system), from /proc: robust to
+    #: other load on the machine, unlike requests/s.
+    gateway_cpu_ms: float | None = None
 
     def row(self) -> str:
         ups = sum(self.upstream_per_request.values())
         rss = f"{self.gateway_peak_rss_mb:.0f}" if self.gateway_peak_rss_mb else "-"
+        cpu = f"{self.gateway_cpu_ms:.3f}" if self.gateway_cpu_ms else "-"
         return (
             f"| {self.scenario} | {self.target} | {self.latency_ms:g} | {self.connections} | "
-            f"{self.requests_per_s:,.0f} | {self.p50_ms:.2f} | {self.p99_ms:.2f} | "
+            f"{self.requests_per_s:,.0f} | {self.p50_ms:.2f} | {self.p99_ms:.2f} | {cpu} | "
             f"{ups:.2f} | {rss} | {self.errors} |"
         )
 
 
 HEADER = (
     "| scenario | target | upstream latency ms | connections | req/s | p50 ms | p99 ms | "
-    "upstream req/req | gateway peak RSS MB | errors |\n"
-    "|---|---|---|---|---|---|---|---|---|---|"
+    "gateway CPU ms/req | upstream req/req | gateway peak RSS MB | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -219,6 +223,13 @@ def gateway(config: dict[str, Any]) -> Iterator[Gateway]:
     finally:
         _stop(proc)
         os.unlink(path)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def peak_rss_mb(pid: int) -> float | None:

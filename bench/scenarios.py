@@ -9,6 +9,7 @@ from typing import Any
 
 from bench.runner import (
     Result,
+    cpu_seconds,
     exact_upstream_counts,
     gateway,
     gateway_config,
@@ -43,6 +44,7 @@ def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> R
         headers = {"content-type": "application/json"}
         # Warm-up: connections, document cache, JIT-free Python's own caches.
         run_wrk(url, connections=connections, duration=2, method="POST", body=body, headers=headers)
+        cpu_before = cpu_seconds(gw.pid)
         stats = run_wrk(
             url,
             connections=connections,
@@ -51,6 +53,7 @@ def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> R
             body=body,
             headers=headers,
         )
+        cpu_ms = (cpu_seconds(gw.pid) - cpu_before) * 1000 / max(stats["total"], 1)
         per_request = exact_upstream_counts(url, body, urls)
         return Result(
             scenario=name,
@@ -64,6 +67,7 @@ def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> R
             upstream_per_request=per_request,
             gateway_peak_rss_mb=peak_rss_mb(gw.pid),
             latency_ms=opts.latency_ms,
+            gateway_cpu_ms=cpu_ms,
         )
 
 

@@ -20,6 +20,7 @@ from bff.asgi import ASGIApp, Receive, Scope, Send, send_response
 from bff.auth import ApiKeyManager, AuthenticationLayer, Authenticator
 from bff.config import GatewayConfig
 from bff.edge import REQUEST_ID_KEY, RequestIdLayer
+from bff.edge.client_ip import ClientIp
 from bff.edge.request_timeout import RequestTimeoutLayer
 from bff.error_mapping import rest_error
 from bff.errors import NotFound
@@ -33,6 +34,7 @@ from bff.graphql import (
 )
 from bff.graphql.guards import install_guards
 from bff.proxy import Proxy
+from bff.ratelimit import RateLimiter, RateLimitLayer, Target, proxy_route_resolver
 from bff.store import Store
 from bff.upstream import TransportKind, UpstreamPool
 
@@ -56,9 +58,12 @@ class Gateway:
         authenticator: Authenticator | None = None,
         admin: ASGIApp | None = None,
         proxy: ASGIApp | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self.proxy = proxy
+        self.rate_limiter = rate_limiter
+        self.client_ip = ClientIp(config.rate_limits.trusted_proxies)
         self.store = store
         self.authenticator = authenticator
         self.admin = admin
@@ -79,6 +84,8 @@ class Gateway:
             self._on_shutdown.append(authenticator.aclose)
         if store is not None:
             self._on_shutdown.append(store.aclose)
+        if rate_limiter is not None:
+            self._on_shutdown.append(rate_limiter.aclose)
         self._app: ASGIApp = self._build_edge_stack(self._dispatch)
 
     def _build_edge_stack(self, app: ASGIApp) -> ASGIApp:
@@ -86,6 +93,8 @@ class Gateway:
         layers: list[Callable[[ASGIApp], ASGIApp]] = [RequestIdLayer, RequestTimeoutLayer]
         if self.authenticator is not None:
             layers.append(self._authentication_layer)
+        if self.rate_limiter is not None:
+            layers.append(self._rate_limit_layer)  # after authentication: it needs the principal
         for layer in reversed(layers):
             app = layer(app)
         return app
@@ -100,6 +109,24 @@ class Gateway:
             exempt_paths=["/healthz", "/readyz", *([metrics.path] if metrics.enabled else [])],
             # The admin API checks its own token (and answers 404 everywhere without one).
             exempt_prefixes=[self._admin_path] if self.config.admin.enabled else [],
+            client_ip=self.client_ip,
+        )
+
+    def _rate_limit_layer(self, app: ASGIApp) -> ASGIApp:
+        assert self.rate_limiter is not None
+        metrics = self.config.observability.metrics
+        apps = self.config.graphql.apps
+        return RateLimitLayer(
+            app,
+            self.rate_limiter,
+            graphql_targets={
+                a.settings.path: Target("app", name, apps[name].rate_limit, apps[name].global_limit)
+                for name, a in self.graphql_apps.items()
+            },
+            exempt_paths=["/healthz", "/readyz", *([metrics.path] if metrics.enabled else [])],
+            exempt_prefixes=[self._admin_path] if self.config.admin.enabled else [],
+            client_ip=self.client_ip,
+            route_of=proxy_route_resolver(self.proxy) if self.proxy is not None else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -216,6 +243,14 @@ def build_gateway(config: GatewayConfig, *, transport: TransportKind | None = No
                 n_plus_one_threshold=(
                     config.graphql.n_plus_one_threshold if config.is_development else None
                 ),
+                max_depth=app_cfg.max_depth,
+                max_aliases=app_cfg.max_aliases,
+                max_root_fields=app_cfg.max_root_fields,
+                max_cost=app_cfg.max_cost,
+                cost_per_request=config.graphql.cost_per_request,
+                max_batch_operations=(
+                    app_cfg.batching.max_operations if app_cfg.batching.enabled else 0
+                ),
             )
             apps[name] = GraphQLApp(
                 settings, schema._schema, loaders=registry.loaders, clients=clients
@@ -245,4 +280,5 @@ def build_gateway(config: GatewayConfig, *, transport: TransportKind | None = No
         store=store,
         authenticator=authenticator,
         admin=admin,
+        rate_limiter=RateLimiter.from_config(config),
     )

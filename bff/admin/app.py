@@ -23,7 +23,7 @@ from starlette.responses import Response
 from bff.admin.routes import keys_router, services_router
 from bff.asgi import ASGIApp, Message, Receive, Scope, Send, send_response
 from bff.auth import ApiKeyManager, Authenticator
-from bff.edge import REQUEST_ID_KEY
+from bff.edge.request_id import REQUEST_ID_KEY
 from bff.error_mapping import rest_error
 from bff.errors import (
     BadRequest,

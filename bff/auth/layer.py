@@ -22,7 +22,7 @@ from bff.auth.authenticator import Authenticator
 from bff.auth.client_ip import ClientIpResolver, peer_ip
 from bff.auth.errors import InvalidCredentials
 from bff.auth.principal import PRINCIPAL_KEY, Principal
-from bff.edge import REQUEST_ID_KEY
+from bff.edge.request_id import REQUEST_ID_KEY
 from bff.error_mapping import graphql_code, http_status, rest_error, rest_error_headers
 from bff.errors import GatewayError
 

@@ -233,6 +233,7 @@ class GraphQLApp:
                 raise MethodNotAllowed(
                     "GraphQL endpoints accept GET and POST", allow=["GET", "POST"]
                 )
+            body: dict[str, Any] | list[dict[str, Any]]
             if isinstance(request, list):
                 status, body = await self.run_batch(request, scope)
             else:

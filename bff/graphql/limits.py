@@ -492,12 +492,11 @@ class CostControl:
         per = self.cost_per_request
         decision = await charge(scope, 1 if cost <= per else -(-cost // per))
         status, body = await run()
-        report: dict[str, int] = {"requested": cost}
-        if decision is not None:
-            report["remaining"] = decision.remaining
-        extensions = body.get("extensions")
-        if extensions is None:
-            body["extensions"] = {"cost": report}
-        else:
-            extensions["cost"] = report
+        if decision is not None and not verdict.analysis.introspection:
+            report = {"requested": cost, "remaining": decision.remaining}
+            extensions = body.get("extensions")
+            if extensions is None:
+                body["extensions"] = {"cost": report}
+            else:
+                extensions["cost"] = report
         return status, body

@@ -6,8 +6,9 @@ Towards the upstream: hop-by-hop headers (``Connection`` and the headers it name
 upstream's; ``X-Forwarded-For`` gets the peer's address appended; ``X-Forwarded-Proto``,
 ``X-Forwarded-Host`` and ``X-Request-ID`` are set by the gateway (the caller's are replaced).
 A CR, LF or NUL in any header value refuses the request. Towards the client: hop-by-hop headers,
-``Server`` and ``X-Powered-By`` are dropped. Headers are raw ASGI ``(bytes, bytes)`` pairs with
-lower-case names throughout; nothing is decoded.
+``Server`` and ``X-Powered-By`` are dropped, and ``Date`` (the gateway's server sends its own).
+Headers are raw ASGI ``(bytes, bytes)`` pairs with lower-case names throughout; nothing is
+decoded.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ _REQUEST_DROP = HOP_BY_HOP | {
     b"x-forwarded-host",
     b"x-request-id",
 }
-_RESPONSE_DROP = HOP_BY_HOP | {b"server", b"x-powered-by"}
+# ``Date`` too: the gateway's server sets its own (two would be invalid), as nginx does.
+_RESPONSE_DROP = HOP_BY_HOP | {b"server", b"x-powered-by", b"date"}
 
 
 class ForwardedHeaders:

@@ -10,7 +10,12 @@ from bff.upstream.balancer import Balancer, make_balancer
 from bff.upstream.batch import RestBatch
 from bff.upstream.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from bff.upstream.call import IDEMPOTENT_METHODS, Handler, UpstreamCall
-from bff.upstream.deadline import deadline, parse_request_timeout, remaining_budget
+from bff.upstream.deadline import (
+    DeadlineExceeded,
+    deadline,
+    parse_request_timeout,
+    remaining_budget,
+)
 from bff.upstream.health import HealthChecker, PassiveHealth
 from bff.upstream.pool import UpstreamPool
 from bff.upstream.recorder import RecordedCall, UpstreamCalls, upstream_calls
@@ -28,6 +33,7 @@ __all__ = [
     "AiohttpTransport",
     "Balancer",
     "CircuitBreaker",
+    "DeadlineExceeded",
     "Handler",
     "HealthChecker",
     "PassiveHealth",

@@ -8,7 +8,8 @@
 
 A failure is a connect error, reset or timeout (:class:`UpstreamError` / :class:`UpstreamTimeout`)
 or a 5xx answer; 4xx answers are successes. Calls refused by the client side (a body too large,
-a vanished client) or for want of a healthy target are neither. The breaker sits outside the
+a vanished client), cut short by the request's own budget
+(:class:`~bff.upstream.deadline.DeadlineExceeded`) or for want of a healthy target are neither. The breaker sits outside the
 retry stage: one call, retries included, is one outcome.
 
 State changes are logged and reported to ``listeners`` (metrics, the admin API).
@@ -25,6 +26,7 @@ import httpx
 
 from bff.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.call import Handler, UpstreamCall
+from bff.upstream.deadline import DeadlineExceeded
 
 if TYPE_CHECKING:
     from bff.upstream.upstream import Upstream
@@ -199,6 +201,8 @@ class BreakerStage:
         if breaker.state is CLOSED:
             try:
                 response = await self._next(call)
+            except DeadlineExceeded:
+                raise
             except _FAILURES:
                 breaker.record_failure()
                 raise
@@ -210,6 +214,9 @@ class BreakerStage:
         generation = breaker.acquire_probe()
         try:
             response = await self._next(call)
+        except DeadlineExceeded:
+            breaker.release_probe(generation, None)
+            raise
         except _FAILURES:
             breaker.release_probe(generation, False)
             raise

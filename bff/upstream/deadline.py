@@ -14,9 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from bff.errors import BadRequest
+from bff.errors import BadRequest, UpstreamTimeout
 
-__all__ = ["deadline", "parse_request_timeout", "remaining_budget"]
+__all__ = ["DeadlineExceeded", "deadline", "parse_request_timeout", "remaining_budget"]
+
+class DeadlineExceeded(UpstreamTimeout):
+    """The request's budget ran out: before a try, or during one it cut short.
+
+    Answered like any upstream timeout (504, UPSTREAM_TIMEOUT), but not held against the
+    upstream: neither its breaker nor its targets' health count it, so a caller asking for a
+    tiny budget (``X-Request-Timeout: 0.001``) cannot open a breaker for everyone.
+    """
+
 
 _deadline: ContextVar[float | None] = ContextVar("bff_deadline", default=None)
 

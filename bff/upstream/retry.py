@@ -24,7 +24,7 @@ import httpx
 from bff.errors import UpstreamError, UpstreamTimeout
 from bff.upstream.call import IDEMPOTENT_METHODS as _IDEMPOTENT
 from bff.upstream.call import Handler, UpstreamCall
-from bff.upstream.deadline import remaining_budget
+from bff.upstream.deadline import DeadlineExceeded, remaining_budget
 
 if TYPE_CHECKING:
     from bff.upstream.upstream import Upstream
@@ -140,6 +140,8 @@ class RetryStage:
         self._budget.deposit()
         try:
             response = await self._next(call)
+        except DeadlineExceeded:
+            raise
         except _RETRYABLE as exc:
             if call.method not in _IDEMPOTENT or call.body_sent:
                 raise
@@ -174,6 +176,8 @@ class RetryStage:
             call.retries = n + 1
             try:
                 response = await self._next(call)
+            except DeadlineExceeded:
+                raise
             except _RETRYABLE as exc:
                 if call.body_sent:
                     raise

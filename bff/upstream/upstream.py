@@ -22,7 +22,7 @@ from bff.errors import NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavail
 from bff.upstream.balancer import make_balancer
 from bff.upstream.breaker import BreakerStage, CircuitBreaker
 from bff.upstream.call import Handler, UpstreamCall
-from bff.upstream.deadline import remaining_budget
+from bff.upstream.deadline import DeadlineExceeded, remaining_budget
 from bff.upstream.health import HealthChecker, PassiveHealth
 from bff.upstream.recorder import RecordedCall, is_recording, record
 from bff.upstream.retry import RetryBudget, RetryStage
@@ -176,13 +176,15 @@ class Upstream:
         call.target = target
         timeouts = self._timeouts
         budget = remaining_budget()
+        cut_short = False
         if budget is not None or call.timeout is not None or call.connect_timeout is not None:
             read = self.read_timeout if call.timeout is None else call.timeout
             if budget is not None:
                 if budget <= 0:
-                    raise UpstreamTimeout(upstream=self.name)
+                    raise DeadlineExceeded(upstream=self.name)
                 if budget < read:
                     read = budget
+                    cut_short = True
             connect = self.connect_timeout if call.connect_timeout is None else call.connect_timeout
             timeouts = self._timeout_extension(connect, read)
         path = call.path
@@ -216,6 +218,8 @@ class Upstream:
         except httpx.TimeoutException as exc:
             if call.body_error is not None:
                 raise call.body_error from exc
+            if cut_short:  # the request's budget ran out, not the upstream's own timeout
+                raise DeadlineExceeded(upstream=self.name) from exc
             self._failed(target)
             raise UpstreamTimeout(upstream=self.name) from exc
         except httpx.TransportError as exc:

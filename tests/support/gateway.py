@@ -24,12 +24,19 @@ _STORE_DIRS = tempfile.TemporaryDirectory(prefix="bff-test-stores-")
 def demo_config(
     env: Mapping[str, str], overrides: Mapping[str, Any] | None = None
 ) -> GatewayConfig:
-    """The demo config with services at the URLs in ``env``, deep-merged with ``overrides``."""
+    """The demo config with services at the URLs in ``env``, deep-merged with ``overrides``.
+
+    The demo's rate-limit plans keep their tiers but get quotas no test exhausts (every test
+    client comes from one address), unless ``overrides`` gives ``rate_limits.plans``.
+    """
     text = resources.files("bff").joinpath("demo.yaml").read_text()
+    data = yaml.safe_load(text)
+    if "plans" not in (overrides or {}).get("rate_limits", {}):
+        plans = data["rate_limits"]["plans"]
+        data["rate_limits"]["plans"] = {tier: {"per_second": 1_000_000} for tier in plans}
     if overrides:
-        data = yaml.safe_load(text)
         _merge(data, overrides)
-        text = yaml.safe_dump(data)
+    text = yaml.safe_dump(data)
     env = {"BFF_DEMO_DIR": tempfile.mkdtemp(dir=_STORE_DIRS.name), **env}
     return parse_config(text, source="demo.yaml", env=env)
 

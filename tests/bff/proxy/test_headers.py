@@ -87,6 +87,7 @@ def test_response_hygiene() -> None:
     out = forward_response_headers(
         [
             (b"Server", b"nginx"),
+            (b"Date", b"Sun, 22 Nov 2026 13:30:28 GMT"),
             (b"X-Powered-By", b"PHP"),
             (b"Connection", b"x-internal"),
             (b"X-Internal", b"1"),

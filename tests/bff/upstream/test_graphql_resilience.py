@@ -12,7 +12,7 @@ import pytest
 from bff.gateway import Gateway, build_gateway
 from tests.conftest import SampleServices
 from tests.support.gateway import demo_config, gql
-from tests.support.servers import free_port
+from tests.support.servers import ThreadedServer, free_port
 
 QUERY = '{ user(id: "1") { id name } order(id: "5") { id } }'
 
@@ -66,3 +66,28 @@ async def test_an_open_breaker_fails_graphql_fields_fast_and_keeps_partial_data(
         assert response.status_code == 503
         assert response.headers["retry-after"]
         assert response.json()["error"]["code"] == "UPSTREAM_UNAVAILABLE"
+
+
+async def test_a_spent_budget_fails_the_remaining_fields_and_keeps_the_resolved(
+    services: SampleServices, fault: dict[str, ThreadedServer]
+) -> None:
+    fault["a"].app.latency_ms = 3000  # orders answer far too late
+    env = {**services.env, "ORDERS_URL": fault["a"].url}
+    gateway = build_gateway(demo_config(env))
+    await gateway.startup()
+    try:
+        transport = httpx.ASGITransport(app=gateway)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            started = time.monotonic()
+            response = await gql(client, "web", QUERY, headers={"x-request-timeout": "0.3"})
+            elapsed = time.monotonic() - started
+            body = response.json()
+            assert elapsed < 1.5
+            assert body["data"] == {"user": {"id": "1", "name": "User 1"}, "order": None}
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["UPSTREAM_TIMEOUT"]
+
+            response = await gql(client, "web", QUERY, headers={"x-request-timeout": "later"})
+            assert response.status_code == 400
+            assert "X-Request-Timeout" in response.text
+    finally:
+        await gateway.shutdown()
