@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from bff.gateway import Gateway, build_gateway
 from services import SERVICE_NAMES, ServiceServer
 from tests.support.gateway import demo_config
+from tests.support.redis_server import RedisServer, ping, redis_server_binary
 
 
 class SampleServices:
@@ -69,3 +72,29 @@ async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=gateway)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis for the tests: ``$REDIS_URL``; else the one on 127.0.0.1:6379 (database 15);
+    else a ``redis-server`` started for the session. Without any, the test is skipped, or fails
+    when ``BFF_REQUIRE_REDIS=1`` (as in CI). Tests share it: give keys a prefix of their own."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme == "unix" or ping(parts.hostname or "127.0.0.1", parts.port or 6379):
+            yield url
+            return
+        reason = f"REDIS_URL={url} does not answer"
+    elif ping("127.0.0.1", 6379):
+        yield "redis://127.0.0.1:6379/15"
+        return
+    elif redis_server_binary():
+        with RedisServer() as server:
+            yield server.url
+        return
+    else:
+        reason = "no Redis: set REDIS_URL, run one on 127.0.0.1:6379, or install redis-server"
+    if os.environ.get("BFF_REQUIRE_REDIS") == "1":
+        pytest.fail(f"{reason} (BFF_REQUIRE_REDIS=1)")
+    pytest.skip(reason)

@@ -20,7 +20,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 import orjson
@@ -30,6 +30,9 @@ from bff.auth.claims import principal_from_claims
 from bff.auth.errors import InvalidCredentials
 from bff.auth.jwks import JWKSClient
 from bff.auth.principal import Principal
+
+if TYPE_CHECKING:
+    from bff.config import JWTConfig
 
 __all__ = ["JWTVerifier"]
 
@@ -97,7 +100,7 @@ class JWTVerifier:
         self.usable = frozenset(
             a
             for a in algorithms
-            if a != "none" and ((self.secret is not None) if a.startswith("HS") else jwks)
+            if a != "none" and (self.secret if a.startswith("HS") else jwks) is not None
         )
         self.issuer = issuer
         self.audience = list(audience or ())
@@ -126,8 +129,8 @@ class JWTVerifier:
         }
 
     @classmethod
-    def from_config(cls, config: Any, *, jwks: JWKSClient | None = None) -> JWTVerifier:
-        """A verifier for ``auth.jwt`` (a :class:`bff.config.JWTConfig`)."""
+    def from_config(cls, config: JWTConfig, *, jwks: JWKSClient | None = None) -> JWTVerifier:
+        """A verifier for the ``auth.jwt`` section of the configuration."""
         return cls(
             algorithms=list(config.algorithms),
             secret=config.secret,

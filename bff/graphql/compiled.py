@@ -125,6 +125,7 @@ class FieldPlan:
         "args",
         "attr",
         "complete",
+        "fast",
         "field_def",
         "guard_auth",
         "guard_scopes",
@@ -162,6 +163,8 @@ class FieldPlan:
         self.attr = ""
         self.resolve: Any = None
         self.sfield: Any = None
+        #: The builtin scalar type of a leaf field (String, Int, ID) for inline completion.
+        self.fast: Any = None
 
 
 class CompiledOperation:
@@ -301,6 +304,12 @@ class _Compiler:
         fp.return_type = field_def.type
         fp.nullable = not is_non_null_type(field_def.type)
         fp.complete = self.completer(field_def.type, nodes)
+        if type(fp.complete) is _Leaf and fp.complete.fast in (
+            GraphQLString,
+            GraphQLInt,
+            GraphQLID,
+        ):
+            fp.fast = fp.complete.fast
         self._arguments(fp, field_def, nodes[0])
         self._resolver(fp, field_def)
         return fp
@@ -405,7 +414,7 @@ class _LazyRawInfo:
 
 # A pending value: (awaitable, field plan or None for a list item, path, container, key,
 # nullable, slot of the container, list completer for items).
-_Pending = tuple[Any, Any, Path, Any, Any, bool, Any, Any]
+_Pending = tuple[Any, Any, Any, Any, Any, bool, Any, Any]
 
 
 class _Run:
@@ -414,6 +423,7 @@ class _Run:
         "context",
         "data",
         "errors",
+        "nulled",
         "pending",
         "principal",
         "trace",
@@ -429,6 +439,9 @@ class _Run:
         self.pending: list[_Pending] = []
         self.data: Any = None
         self.trace = False
+        #: Set once a value was replaced by null because of an error: only then can a pending
+        #: value belong to a detached subtree.
+        self.nulled = False
 
     async def execute(self) -> tuple[Any, list[GraphQLError]]:
         root_slot = ("root",)
@@ -449,25 +462,28 @@ class _Run:
         return self.data, self.errors
 
     # -- objects and fields -------------------------------------------------------------
+    # Paths are plain tuples (parent, key, type name), made into graphql-core ``Path``
+    # objects only for errors and resolver infos.
 
     def complete_object(
-        self, plan: ObjectPlan, source: Any, path: Path | None, slot: Any
+        self, plan: ObjectPlan, source: Any, path: Any, slot: Any
     ) -> dict[str, Any]:
         result: dict[str, Any] = {}
         type_name = plan.type_name
         for fp in plan.fields:
             kind = fp.kind
+            key = fp.key
             if kind == _ATTR:
                 try:
                     value = getattr(source, fp.attr)
                 except Exception as exc:
-                    self.fail(exc, fp, Path(path, fp.key, type_name), result, slot)
+                    self.fail(exc, fp, (path, key, type_name), result, slot)
                     continue
             elif kind == _TYPENAME:
-                result[fp.key] = type_name
+                result[key] = type_name
                 continue
             else:
-                fpath = Path(path, fp.key, type_name)
+                fpath = (path, key, type_name)
                 origin = call_origin(f"{type_name}.{fp.name}") if self.trace else None
                 try:
                     value = self.call(fp, source, fpath)
@@ -483,69 +499,102 @@ class _Run:
                 if isinstance(value, _Future) or (
                     value is not None and hasattr(value, "__await__")
                 ):
-                    result[fp.key] = None
-                    self.pending.append((value, fp, fpath, result, fp.key, fp.nullable, slot, None))
+                    result[key] = None
+                    self.pending.append((value, fp, fpath, result, key, fp.nullable, slot, None))
                     continue
-            result[fp.key] = self.complete_field(fp, value, path, type_name, result, slot)
+            # Leaves of the builtin scalar types, inline: most fields of most responses.
+            fast = fp.fast
+            if fast is not None:
+                vtype = type(value)
+                if fast is GraphQLString:
+                    if vtype is str:
+                        result[key] = value
+                        continue
+                elif fast is GraphQLInt:
+                    if vtype is int and -2147483648 <= value <= 2147483647:
+                        result[key] = value
+                        continue
+                elif fast is GraphQLID:
+                    if vtype is str:
+                        result[key] = value
+                        continue
+                    if vtype is int:
+                        result[key] = str(value)
+                        continue
+            result[key] = self.complete_field(fp, value, path, type_name, result, slot)
         return result
 
     def complete_field(
-        self, fp: FieldPlan, value: Any, path: Path | None, type_name: str, result: Any, slot: Any
+        self, fp: FieldPlan, value: Any, path: Any, type_name: str, result: Any, slot: Any
     ) -> Any:
-        complete = fp.complete
         if value is None:
             if fp.nullable:
                 return None
             self.error(
                 GraphQLError(f"Cannot return null for non-nullable field {type_name}.{fp.name}."),
                 fp,
-                Path(path, fp.key, type_name),
+                (path, fp.key, type_name),
             )
             raise _Bubble
-        if type(complete) is _Leaf:
-            return _leaf(complete, value)
-        fpath = Path(path, fp.key, type_name)
-        field_slot = (result, fp.key, fp.nullable, slot)
+        complete = fp.complete
+        fpath = (path, fp.key, type_name)
         try:
+            if type(complete) is _Leaf:
+                return _leaf(complete, value)
             if type(complete) is ObjectPlan:
-                return self.complete_object(complete, value, fpath, field_slot)
-            return self.complete_list(complete, value, fpath, field_slot, fp)
+                return self.complete_object(
+                    complete, value, fpath, (result, fp.key, fp.nullable, slot)
+                )
+            return self.complete_list(
+                complete, value, fpath, (result, fp.key, fp.nullable, slot), fp
+            )
         except _Bubble:
             if fp.nullable:
+                self.nulled = True
                 return None
             raise
         except Exception as exc:
             self.error(exc, fp, fpath)
             if fp.nullable:
+                self.nulled = True
                 return None
             raise _Bubble from None
 
     def complete_list(
-        self, spec: _ListOf, value: Any, path: Path, slot: Any, fp: FieldPlan
+        self, spec: _ListOf, value: Any, path: Any, slot: Any, fp: FieldPlan
     ) -> list[Any]:
         if isinstance(value, str | bytes | dict) or not hasattr(value, "__iter__"):
             raise TypeError(
                 f"Expected Iterable, but did not find one for field "
                 f"{fp.parent_type.name}.{fp.name}."
             )
-        out: list[Any] = []
         item = spec.item
-        nullable = spec.item_nullable
-        is_leaf = type(item) is _Leaf
+        if type(item) is ObjectPlan:
+            nullable = spec.item_nullable
+            out: list[Any] = []
+            append = out.append
+            for index, element in enumerate(value):
+                if (
+                    element is None
+                    or isinstance(element, _Future)
+                    or type(element) is CoroutineType
+                ):
+                    append(self.complete_item(spec, element, path, index, out, slot, fp))
+                    continue
+                try:
+                    append(
+                        self.complete_object(
+                            item, element, (path, index, None), (out, index, nullable, slot)
+                        )
+                    )
+                except _Bubble:
+                    if not nullable:
+                        raise
+                    self.nulled = True
+                    append(None)
+            return out
+        out = []
         for index, element in enumerate(value):
-            if is_leaf and element is not None:
-                out.append(_leaf(item, element))
-                continue
-            if element is not None and (
-                isinstance(element, _Future) or type(element) is CoroutineType
-            ):
-                if type(element) is CoroutineType:
-                    element = asyncio.ensure_future(element)
-                out.append(None)
-                self.pending.append(
-                    (element, fp, Path(path, index, None), out, index, nullable, slot, spec)
-                )
-                continue
             out.append(self.complete_item(spec, element, path, index, out, slot, fp))
         return out
 
@@ -553,13 +602,20 @@ class _Run:
         self,
         spec: _ListOf,
         element: Any,
-        path: Path,
+        path: Any,
         index: int,
-        out: list[Any],
+        out: list[Any] | None,
         slot: Any,
         fp: FieldPlan,
     ) -> Any:
-        ipath = Path(path, index, None)
+        ipath = (path, index, None)
+        if element is not None and (isinstance(element, _Future) or type(element) is CoroutineType):
+            if type(element) is CoroutineType:
+                element = asyncio.ensure_future(element)
+            if out is None:
+                raise TypeError("awaitable list items need a list to settle into")
+            self.pending.append((element, fp, ipath, out, index, spec.item_nullable, slot, spec))
+            return None
         if element is None:
             if spec.item_nullable:
                 return None
@@ -581,22 +637,27 @@ class _Run:
             return self.complete_list(item, element, ipath, item_slot, fp)
         except _Bubble:
             if spec.item_nullable:
+                self.nulled = True
                 return None
             raise
         except Exception as exc:
             self.error(exc, fp, ipath)
             if spec.item_nullable:
+                self.nulled = True
                 return None
             raise _Bubble from None
 
-    def call(self, fp: FieldPlan, source: Any, path: Path) -> Any:
+    def call(self, fp: FieldPlan, source: Any, path: Any) -> Any:
         if fp.guard_auth:
             self.check_guard(fp)
-        args = fp.static_args
-        if args is None:
-            args = get_argument_values(fp.field_def, fp.nodes[0], self.variables)
         if fp.kind == _CALL:
-            kwargs = {py: args[g] for g, py in fp.args if g in args}
+            if fp.args:
+                args = fp.static_args
+                if args is None:
+                    args = get_argument_values(fp.field_def, fp.nodes[0], self.variables)
+                kwargs = {py: args[g] for g, py in fp.args if g in args}
+            else:
+                kwargs = {}
             if fp.info_name is not None:
                 kwargs[fp.info_name] = StrawberryInfo(
                     _raw_info=_LazyRawInfo(  # type: ignore[arg-type]
@@ -607,6 +668,9 @@ class _Run:
             if fp.pass_self:
                 return fp.resolve(source, **kwargs)
             return fp.resolve(**kwargs)
+        args = fp.static_args
+        if args is None:
+            args = get_argument_values(fp.field_def, fp.nodes[0], self.variables)
         return fp.resolve(source, self.resolve_info(fp, path), **args)
 
     def check_guard(self, fp: FieldPlan) -> None:
@@ -617,14 +681,14 @@ class _Run:
             missing = ", ".join(sorted(s for s in fp.guard_scopes if s not in principal.scopes))
             raise Forbidden(f"missing scope: {missing}")
 
-    def resolve_info(self, fp: FieldPlan, path: Path) -> GraphQLResolveInfo:
+    def resolve_info(self, fp: FieldPlan, path: Any) -> GraphQLResolveInfo:
         c = self.compiled
         return GraphQLResolveInfo(
             fp.name,
             fp.nodes,
             fp.return_type,
             fp.parent_type,
-            path,
+            _as_path(path),  # type: ignore[arg-type]
             c.schema,
             c.fragments,
             None,
@@ -640,7 +704,7 @@ class _Run:
 
     def settle(self, entry: _Pending, value: Any) -> None:
         _, fp, path, container, key, nullable, slot, spec = entry
-        if not self.attached(container, slot):
+        if self.nulled and not self.attached(container, slot):
             return
         try:
             if type(value) is _Failed:
@@ -648,15 +712,12 @@ class _Run:
                 raise _Bubble
             if spec is None:
                 container[key] = self.complete_field(
-                    fp, value, path.prev, path.typename or "", container, slot
+                    fp, value, path[0], path[2] or "", container, slot
                 )
             else:
-                list_path = path.prev
-                assert list_path is not None  # an item's path always has its list's path
-                container[key] = self.complete_item(
-                    spec, value, list_path, key, container, slot, fp
-                )
+                container[key] = self.complete_item(spec, value, path[0], key, container, slot, fp)
         except _Bubble:
+            self.nulled = True
             if nullable:
                 container[key] = None
             else:
@@ -682,23 +743,38 @@ class _Run:
         """
         while slot[0] != "root":
             parent_container, key, _, parent = slot
-            if parent_container[key] is not container:
+            if parent_container is None or parent_container[key] is not container:
                 return False
             container, slot = parent_container, parent
         return self.data is container
 
     # -- errors ---------------------------------------------------------------------------
 
-    def fail(self, exc: Exception, fp: FieldPlan, path: Path, result: Any, slot: Any) -> None:
+    def fail(self, exc: Exception, fp: FieldPlan, path: Any, result: Any, slot: Any) -> None:
         self.error(exc, fp, path)
         if fp.nullable:
             result[fp.key] = None
             return
         raise _Bubble
 
-    def error(self, exc: Exception, fp: FieldPlan | None, path: Path) -> None:
+    def error(self, exc: Exception, fp: FieldPlan | None, path: Any) -> None:
         nodes = fp.nodes if fp is not None else None
-        self.errors.append(located_error(exc, nodes, path.as_list()))
+        self.errors.append(located_error(exc, nodes, _path_list(path)))
+
+
+def _as_path(path: Any) -> Path | None:
+    if path is None:
+        return None
+    return Path(_as_path(path[0]), path[1], path[2])
+
+
+def _path_list(path: Any) -> list[str | int]:
+    keys: list[str | int] = []
+    while path is not None:
+        keys.append(path[1])
+        path = path[0]
+    keys.reverse()
+    return keys
 
 
 class _Failed:

@@ -21,6 +21,8 @@ from graphql import (
     validate,
 )
 
+from bff.errors import TokenLimitExceeded
+
 __all__ = ["DocumentCache", "PreparedDocument"]
 
 
@@ -28,8 +30,9 @@ __all__ = ["DocumentCache", "PreparedDocument"]
 class PreparedDocument:
     """A query text after parsing and validation against one app's schema.
 
-    ``error_code`` is ``GRAPHQL_PARSE_FAILED`` or ``GRAPHQL_VALIDATION_FAILED`` when ``errors``
-    is not empty; such a document is never executed. ``analysis`` holds per-document facts later
+    ``error_code`` is ``GRAPHQL_PARSE_FAILED``, ``TOKEN_LIMIT_EXCEEDED`` (over ``max_tokens``)
+    or ``GRAPHQL_VALIDATION_FAILED`` when ``errors`` is not empty; such a document is never
+    executed. ``analysis`` holds per-document facts later
     stages compute once (depth, cost, ...), keyed by stage name.
     """
 
@@ -89,7 +92,10 @@ class DocumentCache:
         try:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as err:
-            return PreparedDocument(None, [err], "GRAPHQL_PARSE_FAILED")
+            code = "GRAPHQL_PARSE_FAILED"
+            if err.message.endswith("tokens. Parsing aborted."):  # over max_tokens
+                code = TokenLimitExceeded.code
+            return PreparedDocument(None, [err], code)
         except RecursionError:
             too_deep = GraphQLError("Document is nested too deeply.")
             return PreparedDocument(None, [too_deep], "GRAPHQL_PARSE_FAILED")

@@ -50,8 +50,15 @@ def _peer(scope: Scope) -> str | None:
     return client[0] if client else None
 
 
-def refusal(decision: Decision) -> RateLimited:
-    """The error for a refused decision."""
+def refusal(decision: Decision, cost: int = 1) -> RateLimited:
+    """The error for a refused decision of ``cost`` requests."""
+    if cost > decision.limit:
+        # No wait helps: the operation needs more than the quota ever holds at once.
+        return RateLimited(
+            f"rate limit exceeded: this operation counts as {cost} requests and the quota "
+            f"holds at most {decision.limit}; make it cheaper",
+            retry_after=decision.retry_after,
+        )
     seconds = max(1, -(-decision.retry_ms // 1000))
     return RateLimited(
         f"rate limit exceeded; retry in {seconds} s", retry_after=decision.retry_after
@@ -112,7 +119,7 @@ class Meter:
         self.settled = True
         self.decision = decision
         if decision is not None and not decision.allowed:
-            raise refusal(decision)
+            raise refusal(decision, cost)
         return decision
 
     async def send(self, message: Message) -> None:

@@ -57,6 +57,8 @@ class MemoryStore:
         )
 
     def __len__(self) -> int:
+        """Counters held (expired ones dropped first)."""
+        self._counters.expire()
         return len(self._counters)
 
     async def decide(self, batches: Sequence[Batch], cost: int, *, charge: bool = True) -> Decision:

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -28,6 +28,9 @@ from bff.store.api_keys import ApiKeyRepository
 from bff.store.errors import StoreConflict, StoreError
 from bff.store.routes import RouteRepository
 from bff.store.schema import migrate
+
+if TYPE_CHECKING:
+    from bff.config import StoreConfig
 
 __all__ = ["Store", "engine_url"]
 
@@ -98,8 +101,8 @@ class Store:
         self.routes = RouteRepository(self)
 
     @classmethod
-    def from_config(cls, config: Any) -> Store:
-        """A store for ``store:`` of the configuration (a :class:`bff.config.StoreConfig`)."""
+    def from_config(cls, config: StoreConfig) -> Store:
+        """A store for the ``store:`` section of the configuration."""
         return cls(config.url)
 
     @property

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
+from collections import deque
+from time import monotonic
 from typing import TYPE_CHECKING
 
 import httpx
@@ -41,15 +42,18 @@ class RetryBudget:
     """Retries may add at most ``ratio`` of the calls of the last ``window`` seconds, plus
     ``min_retries`` per window so that an upstream with little traffic can still retry.
 
-    Counted in ten buckets of ``window / 10`` seconds (a sliding window, cheap to update).
+    Counted in ten buckets of ``window / 10`` seconds (a sliding window). Counting a call is an
+    increment and a clock read; the buckets move only when one is over.
     """
 
     __slots__ = (
-        "_requests",
-        "_retries",
-        "_slot",
-        "_total_requests",
-        "_total_retries",
+        "_current_requests",
+        "_current_retries",
+        "_older_requests",
+        "_older_retries",
+        "_past_requests",
+        "_past_retries",
+        "_rotate_at",
         "_width",
         "min_retries",
         "ratio",
@@ -64,58 +68,64 @@ class RetryBudget:
         self.min_retries = min_retries
         self.window = window
         self._width = window / self._BUCKETS
-        self._requests = [0] * self._BUCKETS
-        self._retries = [0] * self._BUCKETS
-        self._total_requests = 0
-        self._total_retries = 0
-        self._slot = int(time.monotonic() / self._width)
+        self._reset()
+        self._rotate_at = monotonic() + self._width
         self.refused = 0
 
-    def _advance(self) -> int:
-        slot = int(time.monotonic() / self._width)
-        last = self._slot
-        if slot != last:
-            n = self._BUCKETS
-            if slot - last >= n:
-                self._requests = [0] * n
-                self._retries = [0] * n
-                self._total_requests = self._total_retries = 0
-            else:
-                for s in range(last + 1, slot + 1):
-                    i = s % n
-                    self._total_requests -= self._requests[i]
-                    self._total_retries -= self._retries[i]
-                    self._requests[i] = self._retries[i] = 0
-            self._slot = slot
-        return slot % self._BUCKETS
+    def _reset(self) -> None:
+        past = self._BUCKETS - 1
+        self._past_requests: deque[int] = deque([0] * past)
+        self._past_retries: deque[int] = deque([0] * past)
+        self._older_requests = self._older_retries = 0  # sums of the past buckets
+        self._current_requests = self._current_retries = 0
+
+    def _rotate(self, now: float) -> None:
+        steps = int((now - self._rotate_at) / self._width) + 1
+        if steps >= self._BUCKETS:
+            self._reset()
+        else:
+            for _ in range(steps):
+                self._older_requests += self._current_requests - self._past_requests.popleft()
+                self._older_retries += self._current_retries - self._past_retries.popleft()
+                self._past_requests.append(self._current_requests)
+                self._past_retries.append(self._current_retries)
+                self._current_requests = self._current_retries = 0
+        self._rotate_at += steps * self._width
 
     def deposit(self) -> None:
         """Count one call (its first try)."""
-        i = self._advance()
-        self._requests[i] += 1
-        self._total_requests += 1
+        now = monotonic()
+        if now >= self._rotate_at:
+            self._rotate(now)
+        self._current_requests += 1
 
     def try_withdraw(self) -> bool:
         """Take one retry from the budget; ``False`` (and nothing taken) when it is spent."""
-        i = self._advance()
-        if self._total_retries + 1 > self.min_retries + self.ratio * self._total_requests:
+        now = monotonic()
+        if now >= self._rotate_at:
+            self._rotate(now)
+        requests = self._older_requests + self._current_requests
+        retries = self._older_retries + self._current_retries
+        if retries + 1 > self.min_retries + self.ratio * requests:
             self.refused += 1
             return False
-        self._retries[i] += 1
-        self._total_retries += 1
+        self._current_retries += 1
         return True
 
     def describe(self) -> dict[str, object]:
         """Recent counts, for the admin API and metrics."""
-        self._advance()
-        allowed = self.min_retries + self.ratio * self._total_requests
+        now = monotonic()
+        if now >= self._rotate_at:
+            self._rotate(now)
+        requests = self._older_requests + self._current_requests
+        retries = self._older_retries + self._current_retries
         return {
             "ratio": self.ratio,
             "min_retries": self.min_retries,
             "window": self.window,
-            "recent_requests": self._total_requests,
-            "recent_retries": self._total_retries,
-            "available": max(0, int(allowed - self._total_retries)),
+            "recent_requests": requests,
+            "recent_retries": retries,
+            "available": max(0, int(self.min_retries + self.ratio * requests - retries)),
             "refused": self.refused,
         }
 
