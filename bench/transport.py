@@ -9,8 +9,11 @@ request after another. Four clients share the same pool limits (the gateway's de
 - ``raw/httpx``, ``raw/aiohttp``: a bare ``httpx.AsyncClient`` and ``aiohttp.ClientSession``, the
   reference for what the httpx API and the chain cost on top of each pool.
 
-Each case runs a warm-up, then a measured window: requests/s, p50/p99 latency, CPU time of this
-process per request, and the CPU use of both processes (a side near 100 % is the bottleneck).
+Each case runs a warm-up, then a measured window: requests/s, p50/p99 latency of the requests that
+completed in it, CPU time of this process per request, the CPU use of both processes (a side near
+100 % is the bottleneck), failed requests, and "stalled" ones: requests in flight for the whole
+window (starved by their pool, or slower than the window), which the latencies leave out.
+``--runs N`` repeats the matrix, interleaved, and shows each figure's median.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import signal
 import socket
@@ -79,6 +83,7 @@ class Measurement:
     bench_cpu_pct: float
     service_cpu_pct: float
     errors: int
+    stalled: int
     error_types: dict[str, int] = field(default_factory=dict)
     runs: int = 1
 
@@ -88,13 +93,13 @@ class Measurement:
             f"| {self.client} | {self.request} | {self.concurrency} | "
             f"{self.requests_per_s:,.0f} | {self.p50_ms:.2f} | {self.p99_ms:.2f} | "
             f"{self.cpu_us_per_request:.0f} | {self.bench_cpu_pct:.0f} | "
-            f"{self.service_cpu_pct:.0f} | {self.errors} |"
+            f"{self.service_cpu_pct:.0f} | {self.errors} | {self.stalled} |"
         )
 
 
 HEADER = (
     "| client | request | concurrency | req/s | p50 ms | p99 ms | CPU µs/req | bench CPU % "
-    "| service CPU % | errors |\n|---|---|---|---|---|---|---|---|---|---|"
+    "| service CPU % | errors | stalled |\n|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -182,13 +187,16 @@ class _Window:
     stopping: bool = False
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    # When each worker's current request began: one still running since before the window
+    # opened was starved by its pool, and its latency would otherwise be missing from p99.
+    started: list[float] = field(default_factory=list)
 
 
-async def _worker(call: Call, window: _Window) -> None:
+async def _worker(call: Call, window: _Window, slot: int) -> None:
     clock = time.perf_counter
     latencies = window.latencies
     while not window.stopping:
-        start = clock()
+        start = window.started[slot] = clock()
         try:
             await call()
         except Exception as exc:
@@ -232,9 +240,9 @@ async def measure(
     case: Case, base_url: str, service_pid: int, *, warmup: float, duration: float
 ) -> Measurement:
     """Run ``case``: ``warmup`` seconds unrecorded, then ``duration`` seconds measured."""
-    window = _Window()
+    window = _Window(started=[math.inf] * case.concurrency)
     async with open_client(case.client, base_url, case.kind) as call:
-        workers = [asyncio.create_task(_worker(call, window)) for _ in range(case.concurrency)]
+        workers = [asyncio.create_task(_worker(call, window, i)) for i in range(case.concurrency)]
         await asyncio.sleep(warmup)
         gc.collect()
         window.recording = True
@@ -242,6 +250,7 @@ async def measure(
         await asyncio.sleep(duration)
         window.recording = False
         wall1, cpu1, svc1 = time.perf_counter(), time.process_time(), _service_cpu_s(service_pid)
+        stalled = sum(started < wall0 for started in window.started)
         window.stopping = True
         await asyncio.gather(*workers)
     elapsed = wall1 - wall0
@@ -258,6 +267,7 @@ async def measure(
         bench_cpu_pct=(cpu1 - cpu0) / elapsed * 100,
         service_cpu_pct=(svc1 - svc0) / elapsed * 100,
         errors=sum(window.errors.values()),
+        stalled=stalled,
         error_types=window.errors,
     )
 
@@ -280,6 +290,7 @@ def median(runs: list[Measurement]) -> Measurement:
         bench_cpu_pct=med("bench_cpu_pct"),
         service_cpu_pct=med("service_cpu_pct"),
         errors=sum(m.errors for m in runs),
+        stalled=round(med("stalled")),
         error_types=_merged(m.error_types for m in runs),
         runs=len(runs),
     )

@@ -116,6 +116,17 @@ def _wait_healthy(urls: Sequence[str], timeout: float = 15.0) -> None:
         time.sleep(0.1)
 
 
+def _die_with_parent() -> None:
+    """In a child process: receive SIGTERM when the parent exits (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def demo_token(secret: str, subject: str = "1") -> str:
     """A JWT for the demo user: scopes to read and place orders, valid for a day."""
     import jwt
@@ -143,7 +154,9 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
     cmd = [sys.executable, "-m", "services", "--port-base", str(port_base)]
     if latency_ms:
         cmd += ["--latency-ms", str(latency_ms)]
-    services = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    # uvicorn re-raises SIGTERM after its own shutdown, which ends this process before any
+    # cleanup code runs: the kernel stops the services when their parent goes, however it goes.
+    services = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     try:
         _wait_healthy(list(urls.values()))
         config = _load(_demo_config_path())

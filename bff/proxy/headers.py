@@ -13,6 +13,7 @@ decoded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+_CR_LF_NUL = re.compile(rb"[\r\n\x00]")
 
 HOP_BY_HOP = frozenset(
     {
@@ -82,6 +85,7 @@ def forward_request_headers(
     Raises :class:`BadRequest` when a value holds CR, LF or NUL, or the body length is
     malformed. (Credentials are withheld before this, by the route's guard.)
     """
+    bad_char = _CR_LF_NUL.search
     out: RawHeaders = []
     forwarded_for: bytes | None = None
     host: bytes | None = None
@@ -89,7 +93,7 @@ def forward_request_headers(
     length: int | None = None
     chunked = False
     for name, value in headers:
-        if b"\r" in value or b"\n" in value or b"\x00" in value:
+        if bad_char(value) is not None:
             raise BadRequest("a header value contains CR, LF or NUL")
         if name in _REQUEST_DROP:
             if name == b"x-forwarded-for":

@@ -28,6 +28,8 @@ from bff.errors import BadRequest
 __all__ = ["normalize_path", "raw_path"]
 
 _BAD_RAW = re.compile(rb"[\x00-\x20\x7f-\xff]")
+# Anything that may need work: a bad byte, an escape, a backslash, a dot segment, a "//".
+_NOT_PLAIN = re.compile(rb"[\x00-\x20\x7f-\xff%\\]|/\.|//")
 _ESCAPE = re.compile(r"%(?:([0-9A-Fa-f]{2})|(.{0,2}))", re.DOTALL)
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _SLASHES = ("2F", "5C")
@@ -47,12 +49,12 @@ def normalize_path(raw: bytes) -> tuple[str, bool]:
 
     Raises :class:`BadRequest` for a path that cannot be made safe.
     """
+    if raw[:1] == b"/" and _NOT_PLAIN.search(raw) is None:
+        return raw.decode("ascii"), False  # already normal: the common case, one scan
     if not raw.startswith(b"/"):
         raise BadRequest("the request path must start with '/'")
     if _BAD_RAW.search(raw) is not None:
         raise BadRequest("the request path contains a character that must be percent-encoded")
-    if b"%" not in raw and b"/." not in raw and b"//" not in raw and b"\\" not in raw:
-        return raw.decode("ascii"), False  # already normal: the common case
     return _normalize(raw.decode("ascii"))
 
 

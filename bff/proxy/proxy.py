@@ -2,9 +2,9 @@
 
 Per request: normalize the path, match a route, build the upstream headers (one pass), then send
 the call through the upstream's chain (balancing, retries, breaker, health) within the route's
-budget, and stream the answer back as it arrives: status, headers (less hop-by-hop, ``Server``
-and ``X-Powered-By``; the route's response transforms applied) and body, unchanged. Only errors
-the gateway itself produces use the JSON error body (see :mod:`bff.error_mapping`).
+budget, and stream the answer back as it arrives: status, headers (less hop-by-hop, ``Server``,
+``X-Powered-By`` and ``Date``; the route's response transforms applied) and body, unchanged.
+Only errors the gateway itself produces use the JSON error body (see :mod:`bff.error_mapping`).
 
 Once the response has started, a failure can no longer become an error answer: the connection is
 closed mid-body (the client sees a short body or a missing final chunk), as any proxy does.

@@ -237,12 +237,14 @@ class RateLimiter:
         if policy is _NO_POLICY:
             return None
         batches = policy.batches(self.prefix, caller)
-        if peek:
-            decision = await self.store.decide(batches, 1, charge=False)
-            if decision.allowed:
-                decision.remaining += 1
-            return decision
-        return await self.store.decide(batches, cost)
+        if not peek:
+            return await self.store.decide(batches, cost)
+        decision = await self.store.decide(batches, 0, charge=False)  # the quota as it stands
+        if decision.remaining < 1:
+            # Out of quota: when would one more request fit? (Only throttled callers ask.)
+            one = await self.store.decide(batches, 1, charge=False)
+            decision.allowed, decision.retry_ms = one.allowed, one.retry_ms
+        return decision
 
     async def aclose(self) -> None:
         await self.store.aclose()

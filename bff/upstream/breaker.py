@@ -9,8 +9,8 @@
 A failure is a connect error, reset or timeout (:class:`UpstreamError` / :class:`UpstreamTimeout`)
 or a 5xx answer; 4xx answers are successes. Calls refused by the client side (a body too large,
 a vanished client), cut short by the request's own budget
-(:class:`~bff.upstream.deadline.DeadlineExceeded`) or for want of a healthy target are neither. The breaker sits outside the
-retry stage: one call, retries included, is one outcome.
+(:class:`~bff.upstream.deadline.DeadlineExceeded`) or for want of a healthy target are neither.
+The breaker sits outside the retry stage: one call, retries included, is one outcome.
 
 State changes are logged and reported to ``listeners`` (metrics, the admin API).
 """

@@ -18,6 +18,7 @@ from bff.errors import BadRequest, UpstreamTimeout
 
 __all__ = ["DeadlineExceeded", "deadline", "parse_request_timeout", "remaining_budget"]
 
+
 class DeadlineExceeded(UpstreamTimeout):
     """The request's budget ran out: before a try, or during one it cut short.
 

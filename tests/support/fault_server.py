@@ -8,7 +8,8 @@
 - ``/status/{code}``: answers ``code`` with a small JSON body (``?body=`` replaces it);
   ``/status/204``, ``/status/304`` answer without a body
 - ``/slow?ms=N``: waits N ms, then echoes
-- ``/drip?chunks=N&ms=M&size=S``: N chunks of S bytes, M ms apart (no Content-Length)
+- ``/drip?chunks=N&ms=M&size=S``: N chunks of S bytes, M ms apart (no Content-Length); a
+  client that goes away meanwhile is counted in ``app.aborted``
 - ``/bytes?n=N`` (``&chunked=1`` for no Content-Length): N bytes streamed in 64 KiB chunks
 - ``/reset``: starts a 1 MiB answer, sends 64 KiB of it, then drops the connection
 - ``/headers``: an answer with ``Server``, ``X-Powered-By``, hop-by-hop and ordinary headers
@@ -54,6 +55,7 @@ class FaultApp:
         self.healthy = True
         self.health_checks = 0
         self.latency_ms = 0.0
+        self.aborted = 0
         self.requests: list[tuple[str, str]] = []
         self._failures: list[int] = []
         self._served_by = (b"x-served-by", name.encode())
@@ -71,6 +73,7 @@ class FaultApp:
         self.healthy = True
         self.health_checks = 0
         self.latency_ms = 0.0
+        self.aborted = 0
 
     def count(self, prefix: str = "/") -> int:
         """Requests received whose path starts with ``prefix``."""
@@ -113,7 +116,7 @@ class FaultApp:
             await asyncio.sleep(float(params.get("ms", "100")) / 1000)
             await self._echo(scope, receive, send)
         elif path == "/drip":
-            await self._drip(params, send)
+            await self._drip(params, receive, send)
         elif path == "/bytes":
             await self._bytes(int(params.get("n", "0")), params.get("chunked") == "1", send)
         elif path == "/reset":
@@ -200,14 +203,22 @@ class FaultApp:
         )
         await send({"type": "http.response.body", "body": body})
 
-    async def _drip(self, params: dict[str, str], send: Any) -> None:
+    async def _drip(self, params: dict[str, str], receive: Any, send: Any) -> None:
         chunks, ms = int(params.get("chunks", "5")), float(params.get("ms", "50"))
         size = int(params.get("size", "10"))
-        await self._start(send, 200, [(b"content-type", b"application/octet-stream")])
-        for _ in range(chunks):
-            await asyncio.sleep(ms / 1000)
-            await send({"type": "http.response.body", "body": b"x" * size, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        await self._drain(receive)
+        gone = asyncio.ensure_future(receive())  # resolves on http.disconnect
+        try:
+            await self._start(send, 200, [(b"content-type", b"application/octet-stream")])
+            for _ in range(chunks):
+                await asyncio.sleep(ms / 1000)
+                if gone.done():
+                    self.aborted += 1
+                    return
+                await send({"type": "http.response.body", "body": b"x" * size, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            gone.cancel()
 
     async def _bytes(self, n: int, chunked: bool, send: Any) -> None:
         headers = [(b"content-type", b"application/octet-stream")]

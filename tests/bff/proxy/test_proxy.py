@@ -64,6 +64,13 @@ def routes(fault: Servers) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             "timeout": 0.3,
         },
         {
+            "id": "short-tries",
+            "path": "/short",
+            "upstream": "faults",
+            "strip_prefix": "/short",
+            "read_timeout": 0.2,
+        },
+        {
             "id": "transformed",
             "path": "/t",
             "upstream": "faults",
@@ -376,6 +383,16 @@ async def test_timeouts_answer_504(gw: Any) -> None:
     assert elapsed < 2.0
 
 
+async def test_a_route_may_shorten_the_per_try_read_timeout(gw: Any) -> None:
+    _, client = gw
+    started = time.monotonic()
+    response = await client.get("/short/slow", params={"ms": 3000})
+    assert response.status_code == 504 and time.monotonic() - started < 2.0
+    # The upstream's own read timeout (10 s) still applies on its other routes.
+    response = await client.get("/f/slow", params={"ms": 300})
+    assert response.status_code == 200
+
+
 async def test_x_request_timeout_shortens_never_lengthens(gw: Any) -> None:
     _, client = gw
     started = time.monotonic()
@@ -466,3 +483,24 @@ async def test_raw_escapes_over_the_wire(served_gateway: ThreadedServer) -> None
     assert raw(b"/files/..%2fadmin").startswith(b"HTTP/1.1 400")
     assert raw(b"/files/x/%2e%2e/y?q=%zz").startswith(b"HTTP/1.1 200")
     assert b'"path":"/echo/y"' in raw(b"/files/x/%2e%2e/y?q=%zz")
+
+
+async def test_a_client_that_goes_away_stops_the_upstream_read(
+    served_gateway: ThreadedServer, fault: Servers
+) -> None:
+    app = fault["a"].app
+    params = {"chunks": 200, "ms": 20, "size": 1000}
+    async with (
+        httpx.AsyncClient(base_url=served_gateway.url) as client,
+        client.stream("GET", "/f/drip", params=params) as response,
+    ):
+        received = 0
+        async for chunk in response.aiter_raw():
+            received += len(chunk)
+            if received >= 20_000:
+                break  # leaving the block closes the connection
+    for _ in range(60):  # the whole drip would take 4 s; the abort is seen long before
+        if app.aborted:
+            break
+        await asyncio.sleep(0.05)
+    assert app.aborted == 1

@@ -24,7 +24,9 @@ class Clock:
         self.now += seconds
 
 
-def batch(*counters: Sequence[Window], keys: Sequence[str] | None = None, prefix: str = "") -> Batch:
+def batch(
+    *counters: Sequence[Window], keys: Sequence[str] | None = None, prefix: str = ""
+) -> Batch:
     """One store batch: a key (``prefix{c}:<i>``) per counter, each holding some windows."""
     names = keys or [f"{prefix}{{c}}:{i}" for i in range(len(counters))]
     return list(names), CounterSet(tuple(tuple(c) for c in counters))
