@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.runner import (
@@ -14,6 +15,7 @@ from bench.runner import (
     gateway,
     gateway_config,
     peak_rss_mb,
+    redis_server,
     run_wrk,
     sample_services,
 )
@@ -107,10 +109,49 @@ def q2(opts: Options) -> list[Result]:
     ]
 
 
+# Two windows, as the free/pro/enterprise plans have, high enough never to refuse.
+_NEVER_REFUSING = {"anonymous": {"per_minute": 10**9, "per_hour": 10**10}}
+
+
+def _with(overrides: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(overrides)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _with(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def ratelimit(opts: Options) -> list[Result]:
+    """q2 under rate limits that never refuse: none, in memory, in Redis (32 connections and 1)."""
+    results: list[Result] = []
+    with redis_server() as redis_url:
+        variants: list[tuple[str, dict[str, Any]]] = [
+            ("no limits", {}),
+            ("memory limits", {"rate_limits": {"plans": _NEVER_REFUSING}}),
+            (
+                "redis limits",
+                {
+                    "rate_limits": {"plans": _NEVER_REFUSING},
+                    "state": {"backend": "redis", "redis_url": redis_url},
+                },
+            ),
+        ]
+        for target, extra in variants:
+            variant = replace(opts, overrides=_with(opts.overrides, extra))
+            for connections in (opts.connections, 1):
+                result = _graphql_run("ratelimit q2", Q2, variant, connections=connections)
+                result.target = target
+                results.append(result)
+    return results
+
+
 SCENARIOS: dict[str, Callable[[Options], list[Result]]] = {
     "healthz": healthz,
     "q1": q1,
     "q2": q2,
+    "ratelimit": ratelimit,
 }
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from math import ceil, floor
 from typing import Literal
 
@@ -40,7 +41,6 @@ __all__ = [
     "WindowResult",
     "sliding_window",
     "token_bucket",
-    "ttl_ms",
 ]
 
 Algorithm = Literal["token_bucket", "sliding_window"]
@@ -49,21 +49,23 @@ Algorithm = Literal["token_bucket", "sliding_window"]
 EPSILON = 1e-9
 
 Fields = MutableMapping[str, float]
-WindowResult = tuple[bool, int, int, int, list[tuple[str, float]] | None]
+WindowResult = tuple[bool, int, int, int, tuple[tuple[str, float], ...] | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """``limit`` requests per ``span`` seconds, in a bucket of ``capacity`` (token bucket)."""
+    """``limit`` requests per ``span`` seconds, in a bucket of ``capacity`` (token bucket).
+
+    ``field`` names the window's state in its counter (``"60"`` for a minute).
+    """
 
     span: float
     limit: int
     capacity: int
+    field: str = dataclass_field(init=False, compare=False, repr=False)
 
-    @property
-    def field(self) -> str:
-        """The name of this window's state in its counter (``"60"`` for a minute)."""
-        return f"{self.span:g}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", f"{self.span:g}")
 
     def headline(self, algorithm: Algorithm) -> int:
         """The ``RateLimit-Limit`` of this window: the most requests it allows at once."""
@@ -86,7 +88,7 @@ def token_bucket(
     free = (now - (new_tat - cap * interval)) / interval
     if free >= -EPSILON or cost <= 0:
         remaining = _clamp(floor(free + EPSILON), cap)
-        return True, remaining, ceil((new_tat - now) * 1000), 0, [(name, new_tat)]
+        return True, remaining, ceil((new_tat - now) * 1000), 0, ((name, new_tat),)
     free_now = (now - (tat - cap * interval)) / interval
     remaining = _clamp(floor(free_now + EPSILON), cap)
     return False, remaining, ceil((tat - now) * 1000), ceil(-free * interval * 1000), None
@@ -119,8 +121,7 @@ def sliding_window(
         if count < 0:
             count = 0
         remaining = _clamp(floor(free + EPSILON), limit)
-        writes: list[tuple[str, float]] = [(fi, index), (fc, count), (fp, previous)]
-        return True, remaining, ceil(reset * 1000), 0, writes
+        return True, remaining, ceil(reset * 1000), 0, ((fi, index), (fc, count), (fp, previous))
     remaining = _clamp(floor(limit - estimate + EPSILON), limit)
     if cost > limit:
         retry = reset + span
@@ -136,11 +137,3 @@ def sliding_window(
                 share = 0.0
         retry = reset + share * span
     return False, remaining, ceil(reset * 1000), ceil(retry * 1000), None
-
-
-def ttl_ms(algorithm: Algorithm, now: float, span: float, writes: list[tuple[str, float]]) -> int:
-    """How long a window's stored fields matter (milliseconds); afterwards they equal absence."""
-    if algorithm == "token_bucket":
-        ttl = ceil((writes[0][1] - now) * 1000) + 1000
-        return ttl if ttl > 1000 else 1000
-    return ceil(((writes[0][1] + 2) * span - now) * 1000)

@@ -34,9 +34,9 @@ class Decision:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """``RateLimit-*`` and ``X-RateLimit-*`` response headers (raw ASGI pairs)."""
-        limit = str(self.limit).encode()
-        remaining = str(self.remaining if self.remaining > 0 else 0).encode()
-        reset = str(self.reset).encode()
+        limit = b"%d" % self.limit
+        remaining = b"%d" % (self.remaining if self.remaining > 0 else 0)
+        reset = b"%d" % -(-self.reset_ms // 1000)
         return [
             (b"ratelimit-limit", limit),
             (b"ratelimit-remaining", remaining),

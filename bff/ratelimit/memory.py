@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 from cachetools import TLRUCache
 
-from bff.ratelimit.algorithms import Algorithm, sliding_window, token_bucket, ttl_ms
-from bff.ratelimit.decision import Decision, Tightest
+from bff.ratelimit.algorithms import Algorithm, sliding_window, token_bucket
+from bff.ratelimit.decision import Decision
 from bff.ratelimit.store import Batch
 
 __all__ = ["MemoryStore"]
@@ -31,6 +31,9 @@ class _Counter:
 
 def _expiry(key: str, counter: _Counter, now: float) -> float:
     return counter.expires
+
+
+_NOTHING: dict[str, float] = {}  # the fields of a counter not seen yet (never written to)
 
 
 class MemoryStore:
@@ -69,44 +72,50 @@ class MemoryStore:
         now = self._clock()
         step = self._step
         bucket = self._bucket
-        algorithm = self.algorithm
         counters = self._counters
-        tightest = Tightest()
-        pending: list[tuple[str, _Counter | None, list[tuple[str, float]], int]] = []
+        # The tightest window, folded as decision.Tightest does (inlined: this is per request).
+        allowed, limit, remaining, reset_ms, retry_ms = True, 0, -1, 0, 0
+        pending: list[tuple[str, _Counter | None, float, list[tuple[str, float]]]] = []
         for keys, counter_set in batches:
             for key, windows in zip(keys, counter_set.counters, strict=True):
-                counter = counters.get(key)
-                fields = counter.fields if counter is not None else {}
+                try:
+                    counter: _Counter | None = counters[key]
+                except KeyError:
+                    counter = None
+                fields = counter.fields if counter is not None else _NOTHING
                 writes: list[tuple[str, float]] = []
-                ttl = 0
+                expires = 0.0
                 for w in windows:
-                    allowed, remaining, reset_ms, retry_ms, out = step(
+                    ok, rem, reset, retry, out = step(
                         fields, w.field, now, w.span, w.limit, w.capacity, cost
                     )
-                    tightest.add(
-                        allowed, w.capacity if bucket else w.limit, remaining, reset_ms, retry_ms
-                    )
+                    if not ok:
+                        allowed = False
+                        if retry > retry_ms:
+                            retry_ms = retry
+                    if remaining < 0 or rem < remaining or (rem == remaining and reset > reset_ms):
+                        limit, remaining, reset_ms = (w.capacity if bucket else w.limit), rem, reset
                     if out is not None:
                         writes.extend(out)
-                        t = ttl_ms(algorithm, now, w.span, out)
-                        if t > ttl:
-                            ttl = t
-                pending.append((key, counter, writes, ttl))
-        decision = tightest.decision()
-        if charge and (decision.allowed or cost <= 0):
-            for key, counter, writes, ttl in pending:
+                        # When this window's state equals absence again: a full bucket (the
+                        # new TAT), or two windows after the current one began.
+                        until = out[0][1] + 1.0 if bucket else (out[0][1] + 2) * w.span
+                        if until > expires:
+                            expires = until
+                pending.append((key, counter, expires, writes))
+        if charge and (allowed or cost <= 0):
+            for key, counter, expires, writes in pending:
                 if not writes:
                     continue
                 if counter is None:
                     counter = _Counter()
                 counter.fields.update(writes)
-                expires = now + ttl / 1000
                 if expires > counter.expires:
                     # Re-inserting is what moves the expiry; doubling the life makes a steady
                     # caller re-insert rarely rather than on every request.
-                    counter.expires = now + 2 * ttl / 1000
+                    counter.expires = expires + (expires - now)
                     counters[key] = counter
-        return decision
+        return Decision(allowed, limit, remaining, reset_ms, retry_ms)
 
     async def aclose(self) -> None:
         self._counters.clear()

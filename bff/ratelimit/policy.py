@@ -92,12 +92,16 @@ class Policy:
     shared: tuple[Batch, ...]
 
     def batches(self, prefix: str, caller: str) -> list[Batch]:
-        out: list[Batch] = []
-        if self.own is not None:
-            base = prefix + "{" + caller + "}:"
-            out.append(([base + s for s in self.own_suffixes], self.own))
-        out.extend(self.shared)
-        return out
+        """The store batches of this policy for ``caller``."""
+        own = self.own
+        if own is None:
+            return list(self.shared)
+        base = prefix + "{" + caller + "}:"
+        suffixes = self.own_suffixes
+        keys = [base + suffixes[0]] if len(suffixes) == 1 else [base + s for s in suffixes]
+        if not self.shared:
+            return [(keys, own)]
+        return [(keys, own), *self.shared]
 
 
 _NO_POLICY = Policy((), None, ())
@@ -123,6 +127,7 @@ class RateLimiter:
         self._plans = {name: windows_of(p, self.algorithm) for name, p in plans.items()}
         self._global = windows_of(global_limit, self.algorithm) if global_limit else None
         self._policies: dict[tuple[str | None, str, str], tuple[object, object, Policy]] = {}
+        self._local = store.decide_now if isinstance(store, MemoryStore) else None
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> RateLimiter | None:
@@ -218,27 +223,33 @@ class RateLimiter:
         """Charge ``cost`` requests to ``caller`` on an app ``target`` (None: no target);
         None when nothing limits the request.
 
-        ``peek``: only say whether one more request would be allowed (``remaining`` then counts
-        it). Raises :class:`~bff.errors.ServiceUnavailable` when the shared store is
-        unreachable and ``fail_open`` is off.
+        ``peek``: only describe the quota as it stands (``allowed`` then says whether one more
+        request would be). Raises :class:`~bff.errors.ServiceUnavailable` when the shared store
+        is unreachable and ``fail_open`` is off.
         """
-        return await self.decide(self.policy(plan, "app", target), caller, cost, peek=peek)
+        policy = self.policy(plan, "app", target)
+        if policy is _NO_POLICY:
+            return None
+        batches = policy.batches(self.prefix, caller)
+        if peek:
+            return await self._peek(batches)
+        if self._local is not None:  # the memory store never waits: no coroutine for it
+            return self._local(batches, cost)
+        return await self.store.decide(batches, cost)
 
     async def check_route(
         self, caller: str, plan: str | None, route: Any, cost: int = 1
     ) -> Decision | None:
         """:meth:`check` for a passthrough route (its :class:`~bff.config.RouteConfig`)."""
-        return await self.decide(self.policy(plan, "route", route), caller, cost)
-
-    async def decide(
-        self, policy: Policy, caller: str, cost: int = 1, *, peek: bool = False
-    ) -> Decision | None:
-        """Run ``policy``'s counters for ``caller`` through the store."""
+        policy = self.policy(plan, "route", route)
         if policy is _NO_POLICY:
             return None
         batches = policy.batches(self.prefix, caller)
-        if not peek:
-            return await self.store.decide(batches, cost)
+        if self._local is not None:
+            return self._local(batches, cost)
+        return await self.store.decide(batches, cost)
+
+    async def _peek(self, batches: list[Batch]) -> Decision:
         decision = await self.store.decide(batches, 0, charge=False)  # the quota as it stands
         if decision.remaining < 1:
             # Out of quota: when would one more request fit? (Only throttled callers ask.)

@@ -42,7 +42,8 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("bff.ratelimit")
 
-_ALGORITHM = {"token_bucket": "tb", "sliding_window": "sw"}
+_ALGORITHM = {"token_bucket": b"tb", "sliding_window": b"sw"}
+_CHARGE, _PEEK = b"c", b"p"
 _UNREACHABLE = (RedisError, OSError, TimeoutError)
 
 
@@ -109,12 +110,13 @@ class RedisStore:
         if not self.available:
             self._maybe_probe()
             return await self._locally(batches, cost, charge)
-        now = "" if self._clock is None else repr(float(self._clock()))
+        now = b"" if self._clock is None else repr(float(self._clock())).encode()
         try:
             async with asyncio.timeout(self.timeout):
                 if len(batches) == 1:
                     keys, counter_set = batches[0]
-                    args = (now, cost, "c" if charge else "p", self._mode, *counter_set.argv)
+                    mode = _CHARGE if charge else _PEEK
+                    args = (now, b"%d" % cost, mode, self._mode, *counter_set.argv)
                     reply = await self._evalsha(keys, args)
                     return Decision(reply[0] == 1, reply[1], reply[2], reply[3], reply[4])
                 return await self._decide_many(batches, cost, charge, now)
@@ -130,11 +132,11 @@ class RedisStore:
             return await self.client.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
 
     async def _decide_many(
-        self, batches: Sequence[Batch], cost: int, charge: bool, now: str
+        self, batches: Sequence[Batch], cost: int, charge: bool, now: bytes
     ) -> Decision:
-        mode = "c" if charge else "p"
+        mode = _CHARGE if charge else _PEEK
         calls = [
-            (keys, (now, cost, mode, self._mode, *counter_set.argv))
+            (keys, (now, b"%d" % cost, mode, self._mode, *counter_set.argv))
             for keys, counter_set in batches
         ]
         replies = await self._pipeline(calls)
@@ -145,7 +147,7 @@ class RedisStore:
         if charge and cost > 0 and not decision.allowed:
             given = [call for call, reply in zip(calls, replies, strict=True) if reply[0] == 1]
             if given:
-                refunds = [(keys, (now, -cost, "c", *args[3:])) for keys, args in given]
+                refunds = [(keys, (now, b"%d" % -cost, _CHARGE, *args[3:])) for keys, args in given]
                 await self._pipeline(refunds)
         return decision
 

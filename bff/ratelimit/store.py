@@ -22,7 +22,7 @@ class CounterSet:
     """
 
     counters: tuple[tuple[Window, ...], ...]
-    argv: tuple[str, ...] = field(init=False)
+    argv: tuple[bytes, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         argv: list[str] = []
@@ -30,7 +30,8 @@ class CounterSet:
             argv.append(str(len(windows)))
             for w in windows:
                 argv.extend((w.field, str(w.limit), str(w.capacity)))
-        object.__setattr__(self, "argv", tuple(argv))
+        # Encoded once here rather than by the Redis client on every call.
+        object.__setattr__(self, "argv", tuple(a.encode() for a in argv))
 
 
 Batch = tuple[Sequence[str], CounterSet]
