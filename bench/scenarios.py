@@ -77,7 +77,9 @@ def healthz(opts: Options) -> list[Result]:
     """The gateway's own floor: GET /healthz through every edge layer."""
     with sample_services(0) as urls, gateway(gateway_config(urls, opts.overrides)) as gw:
         run_wrk(gw.url + "/healthz", connections=opts.connections, duration=2)
+        cpu_before = cpu_seconds(gw.pid)
         stats = run_wrk(gw.url + "/healthz", connections=opts.connections, duration=opts.duration)
+        cpu_ms = (cpu_seconds(gw.pid) - cpu_before) * 1000 / max(stats["total"], 1)
         return [
             Result(
                 scenario="healthz",
@@ -89,6 +91,7 @@ def healthz(opts: Options) -> list[Result]:
                 p99_ms=stats["p99"],
                 errors=int(stats["errors"]),
                 gateway_peak_rss_mb=peak_rss_mb(gw.pid),
+                gateway_cpu_ms=cpu_ms,
             )
         ]
 

@@ -153,7 +153,7 @@ async def open_client(client: Client, base_url: str, kind: Kind) -> AsyncIterato
 
             yield httpx_get
     else:
-        # The same session settings as bff's AiohttpTransport, minus the httpx API around it.
+        # AiohttpTransport's pool, without the httpx API around it nor per-request timeouts.
         connector = aiohttp.TCPConnector(
             limit=pool.max_connections,
             limit_per_host=0,

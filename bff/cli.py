@@ -1,8 +1,9 @@
 """The ``bff`` command line.
 
 ``bff serve``, ``bff demo``, ``bff services``, ``bff config check|schema``,
-``bff schema export|check`` and ``bff keys create|list|revoke``. Errors print one line (or one
-line per configuration problem) and exit non-zero; never a traceback.
+``bff schema export|check``, ``bff keys create|list|revoke`` and
+``bff persisted add|list|remove``. Errors print one line (or one line per configuration problem)
+and exit non-zero; never a traceback.
 """
 
 from __future__ import annotations
@@ -55,42 +56,43 @@ def _load(path: str | os.PathLike[str]) -> Any:
 # -- serve -------------------------------------------------------------------------------------
 
 
-def _serve(config_path: str, host: str | None, port: int | None, workers: int) -> int:
-    import uvicorn
+def _serve(args: argparse.Namespace) -> int:
+    from bff.lifecycle import PidFileError, ServeError, serve
 
-    config = _load(config_path)
-    host = host or config.listen.host
-    port = port or config.listen.port
-    common: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "lifespan": "on",
-        "access_log": False,
-        "proxy_headers": False,  # client IPs come from our own trusted_proxies handling
-        "server_header": False,
-        "date_header": True,
-        "log_level": config.observability.log_level
-        if hasattr(config.observability, "log_level")
-        else "info",
-        "timeout_graceful_shutdown": 30,
-    }
-    if workers > 1:
-        os.environ["BFF_CONFIG"] = str(Path(config_path).resolve())
-        uvicorn.run("bff.cli:app_from_environment", factory=True, workers=workers, **common)
-    else:
-        from bff.gateway import build_gateway
-
-        uvicorn.run(build_gateway(config), **common)
-    return EXIT_OK
+    try:
+        return serve(
+            args.config,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            allow_local_state=args.allow_local_state,
+            pidfile=args.pidfile,
+        )
+    except (ServeError, PidFileError) as exc:
+        raise CommandError(str(exc), EXIT_INVALID) from None
 
 
 def app_from_environment() -> Any:
     """ASGI factory for worker processes: builds the gateway from ``$BFF_CONFIG``."""
-    from bff.gateway import build_gateway
+    from bff.lifecycle.serve import worker_app
 
-    return build_gateway(_load(os.environ["BFF_CONFIG"]))
+    return worker_app()
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from bff.lifecycle import PidFileError, send_reload
+
+    if args.config and _config_check(args.config, quiet=True) != EXIT_OK:
+        return EXIT_INVALID
+    try:
+        pid = send_reload(pid=args.pid, pidfile=args.pidfile)
+    except PidFileError as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"sent SIGHUP to bff (pid {pid}): it reloads its configuration file; its log says "
+        "what changed, or why nothing did"
+    )
+    return EXIT_OK
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -160,6 +162,7 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
     try:
         _wait_healthy(list(urls.values()))
         config = _load(_demo_config_path())
+        registered = _register_demo_operations(config)
         from bff.gateway import build_gateway
 
         gateway = build_gateway(config)
@@ -170,6 +173,8 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
         for app in DEMO_APPS:
             print(f"  GraphQL {app:<9} {base}/graphql/{app}")
         print(f"  GraphiQL          {base}/graphql/web (open it in a browser)")
+        for op in registered:
+            print(f"  {op.app} operation{'':<5} {op.name or '(anonymous)':<12} sha256 {op.hash}")
         print(f"  REST passthrough  {base}/api/users/42")
         print(f"  health            {base}/healthz  {base}/readyz")
         print(f"  demo data dir     {demo_dir}")
@@ -214,7 +219,7 @@ def _services(argv: list[str]) -> int:
 # -- config ------------------------------------------------------------------------------------
 
 
-def _config_check(path: str) -> int:
+def _config_check(path: str, *, quiet: bool = False) -> int:
     from bff.config import summarize
 
     try:
@@ -225,6 +230,8 @@ def _config_check(path: str) -> int:
         for key, message in exc.problems:
             print(f"  {key}: {message}" if key else f"  {message}", file=sys.stderr)
         return EXIT_INVALID
+    if quiet:
+        return EXIT_OK
     print(f"{path}: OK")
     print(summarize(config))
     return EXIT_OK
@@ -392,6 +399,120 @@ async def _keys_async(args: argparse.Namespace) -> int:
         await store.aclose()
 
 
+# -- persisted operations ----------------------------------------------------------------------
+
+
+_DEMO_OPERATIONS = "demo_operations"
+
+
+def _persisted(args: argparse.Namespace) -> int:
+    import asyncio
+
+    config = _load(args.config or _demo_config_path())
+    apps = list(config.graphql.apps)
+    app = getattr(args, "app", None)
+    if app is not None and app not in apps:
+        raise CommandError(f"unknown app {app!r} (configured: {', '.join(apps)})", EXIT_INVALID)
+    documents: list[tuple[str, str]] = []
+    for name in getattr(args, "files", ()):
+        try:
+            documents.append((name, Path(name).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {name}: {exc}", EXIT_INVALID) from None
+    return asyncio.run(_persisted_async(args, config, app or "", documents))
+
+
+async def _persisted_async(
+    args: argparse.Namespace, config: Any, app: str, documents: list[tuple[str, str]]
+) -> int:
+    from bff.store import Store, StoreError
+
+    store = Store.from_config(config.store)
+    try:
+        await store.open()
+        repository = store.persisted_operations
+        if args.persisted_command == "add":
+            return await _register(config, app, documents, repository)
+        if args.persisted_command == "list":
+            records = await repository.list(app=app or None)
+            if args.json:
+                rows = [{"app": r.app, "hash": r.hash, "name": r.name} for r in records]
+                print(json.dumps(rows, indent=2))
+            elif not records:
+                print("no registered operations")
+            for r in [] if args.json else records:
+                print(f"{r.hash}  {r.app:<8} {r.name or '(anonymous)'}")
+            return EXIT_OK
+        if args.persisted_command == "remove":
+            if not await repository.delete(app, args.hash.lower()):
+                raise CommandError(f"no operation {args.hash} is registered for {app}")
+            print(f"removed {args.hash.lower()} from {app}")
+            return EXIT_OK
+        raise CommandError("usage: bff persisted add|list|remove", EXIT_INVALID)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        await store.aclose()
+
+
+async def _register(
+    config: Any, app: str, documents: list[tuple[str, str]], repository: Any
+) -> int:
+    """Vet and store each document; prints each hash (stdout) and warnings (stderr)."""
+    from bff.graphql import Registry, build_schema
+    from bff.graphql.operations import vet
+
+    app_config = config.graphql.apps[app]
+    schema = build_schema(app, Registry.from_module_names(config.graphql.schema_modules))._schema
+    if app_config.persisted_queries == "off":
+        print(f"warning: app {app} has persisted_queries: off and ignores them", file=sys.stderr)
+    vetted = []
+    for name, text in documents:
+        vetting = vet(schema, text, app_config)
+        if vetting.errors:
+            for error in vetting.errors:
+                print(f"{name}: {error}", file=sys.stderr)
+            raise CommandError(f"{name} is not a valid operation for {app}", EXIT_INVALID)
+        for warning in vetting.warnings:
+            print(f"warning: {name}: {warning}", file=sys.stderr)
+        vetted.append((vetting, text))
+    for vetting, text in vetted:
+        await repository.put(app, vetting.hash, text, vetting.name)
+        print(vetting.hash)
+    return EXIT_OK
+
+
+def _register_demo_operations(config: Any) -> list[Any]:
+    """Register the bundled operations of the demo's allow-listed apps (bff/demo_operations);
+    returns every registered operation's record."""
+    import asyncio
+
+    from bff.store import Store
+
+    root = resources.files("bff").joinpath(_DEMO_OPERATIONS)
+
+    async def register() -> list[Any]:
+        store = Store.from_config(config.store)
+        try:
+            await store.open()
+            for app in config.graphql.apps:
+                folder = root.joinpath(app)
+                if not folder.is_dir():
+                    continue
+                documents = [
+                    (f.name, f.read_text(encoding="utf-8"))
+                    for f in sorted(folder.iterdir(), key=lambda f: f.name)
+                    if f.name.endswith(".graphql")
+                ]
+                with contextlib.redirect_stdout(None):  # the hashes: the banner lists them
+                    await _register(config, app, documents, store.persisted_operations)
+            return await store.persisted_operations.list()
+        finally:
+            await store.aclose()
+
+    return asyncio.run(register())
+
+
 # -- the parser --------------------------------------------------------------------------------
 
 
@@ -407,6 +528,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (default: listen.host of the file)")
     p.add_argument("--port", type=int, help="listen port (default: listen.port of the file)")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--allow-local-state",
+        action="store_true",
+        help="allow --workers > 1 with state.backend: memory (limits and caches per process)",
+    )
+    p.add_argument("--pidfile", help="write the process id here (for bff reload)")
+
+    p = sub.add_parser(
+        "reload",
+        help="make a running bff serve reload its configuration file (SIGHUP)",
+        description="Sends SIGHUP to bff serve: it re-reads its file and swaps routes, upstreams "
+        "and rate limits without a restart; an invalid file is rejected (logged) and the running "
+        "configuration kept.",
+    )
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pid", type=int, help="the process id of bff serve")
+    target.add_argument("--pidfile", help="the file given to bff serve --pidfile")
+    p.add_argument("--config", "-c", help="validate this file first (exit 2 when invalid)")
 
     p = sub.add_parser(
         "demo",
@@ -463,6 +602,20 @@ def _parser() -> argparse.ArgumentParser:
     k = ksub.add_parser("revoke", help="revoke a key by id")
     k.add_argument("--config", "-c", required=True, help="the gateway YAML file")
     k.add_argument("key_id", help="the key's id (key_...)")
+
+    p = sub.add_parser("persisted", help="register GraphQL operations for allow-listed apps")
+    psub = p.add_subparsers(dest="persisted_command", metavar="ACTION")
+    q = psub.add_parser("add", help="vet and register operations; prints each one's hash")
+    q.add_argument("files", nargs="+", metavar="FILE.graphql", help="one operation document each")
+    q.add_argument("--app", required=True, help="the app that runs them (e.g. iot)")
+    q = psub.add_parser("list", help="list registered operations")
+    q.add_argument("--app", help="only this app's")
+    q.add_argument("--json", action="store_true", help="print JSON")
+    q = psub.add_parser("remove", help="unregister an operation by hash")
+    q.add_argument("hash", help="the operation's sha256 (hex)")
+    q.add_argument("--app", required=True, help="the app it is registered for")
+    for q in psub.choices.values():
+        q.add_argument("--config", "-c", help="gateway YAML (default: the bundled demo config)")
     return parser
 
 
@@ -475,7 +628,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        return _run(lambda: _serve(args.config, args.host, args.port, args.workers))
+        return _run(lambda: _serve(args))
+    if args.command == "reload":
+        return _run(lambda: _reload(args))
     if args.command == "demo":
         return _run(lambda: _demo(args.host, args.port, args.port_base, args.latency_ms))
     if args.command == "config":
@@ -490,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(lambda: _schema_check(args.config, args.app, args.out))
     if args.command == "keys" and args.keys_command:
         return _run(lambda: _keys(args))
+    if args.command == "persisted" and args.persisted_command:
+        return _run(lambda: _persisted(args))
     parser.print_help()
     return EXIT_INVALID
 

@@ -24,6 +24,7 @@ __all__ = [
     "AuthConfig",
     "BatchingConfig",
     "BreakerConfig",
+    "CompressionConfig",
     "CorsConfig",
     "GatewayConfig",
     "GraphQLAppConfig",
@@ -51,6 +52,7 @@ __all__ = [
     "TracingConfig",
     "TransformsConfig",
     "UpstreamConfig",
+    "check_routes",
     "config_json_schema",
     "expand_env",
     "load_config",
@@ -65,7 +67,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -936,6 +938,19 @@ class GraphQLConfig(_Model):
         description="In development mode, warn when one request sends more than this many "
         "requests to the same upstream path template.",
     )
+    response_cache: bool = Field(
+        default=True,
+        description="Cache whole responses to anonymous queries whose cache hints allow it.",
+    )
+    apq_ttl: Seconds = Field(
+        default=86_400,
+        description="How long an automatically persisted query is kept after its registration.",
+    )
+    loader_cache: bool = Field(
+        default=True,
+        description="Keep loader values across requests where loaders ask for it (shared_ttl, "
+        "stale_if_error); false turns both off.",
+    )
     apps: dict[str, GraphQLAppConfig] = Field(
         default_factory=dict, description="Apps by name (web, mobile, iot, ...)."
     )
@@ -1252,6 +1267,17 @@ class LimitsConfig(_Model):
     )
 
 
+class CompressionConfig(_Model):
+    """Response compression at the edge: gzip, and br when the brotli extra is installed."""
+
+    enabled: bool = Field(default=True, description="Compress responses the client accepts so.")
+    min_bytes: NonNegInt = Field(
+        default=1024, description="Smallest body compressed (streamed bodies always are)."
+    )
+    gzip_level: int = Field(default=6, ge=1, le=9, description="gzip level, 1 (fast) to 9.")
+    brotli_quality: int = Field(default=4, ge=0, le=11, description="brotli quality, 0 to 11.")
+
+
 class CorsConfig(_Model):
     """Cross-origin resource sharing. Off unless allow_origins is set."""
 
@@ -1413,6 +1439,9 @@ class GatewayConfig(_Model):
     graphql: GraphQLConfig = Field(default_factory=GraphQLConfig, description="GraphQL apps.")
     routes: list[RouteConfig] = Field(default_factory=list, description="REST passthrough routes.")
     limits: LimitsConfig = Field(default_factory=LimitsConfig, description="Size limits.")
+    compression: CompressionConfig = Field(
+        default_factory=CompressionConfig, description="Response compression."
+    )
     cors: CorsConfig = Field(default_factory=CorsConfig, description="CORS.")
     observability: ObservabilityConfig = Field(
         default_factory=ObservabilityConfig, description="Metrics, tracing, logs."
@@ -1808,15 +1837,19 @@ def _describe(err: Any, raw: Any) -> tuple[str, str]:
     return path, (msg[:1].lower() + msg[1:]) if msg else "is invalid"
 
 
-def _translate(exc: ValidationError, raw: Any) -> list[tuple[str, str]]:
+def _translate(
+    exc: ValidationError, raw: Any, at: tuple[int | str, ...] = ()
+) -> list[tuple[str, str]]:
+    # ``at``: where in the whole file (``raw``) the validated value sits.
     problems: list[tuple[str, str]] = []
     for err in exc.errors():
+        loc = (*at, *err["loc"])
         if err["type"] == "bff_problems":
-            base = _loc_path(tuple(err["loc"]))
+            base = _loc_path(loc)
             for rel, msg in (err.get("ctx") or {}).get("problems", []):
                 problems.append((_join(base, rel), msg))
         else:
-            problems.append(_describe(err, raw))
+            problems.append(_describe({**err, "loc": loc}, raw))
     return list(dict.fromkeys(problems))
 
 
@@ -1860,6 +1893,34 @@ def validate_config(data: Mapping[str, Any], *, source: str = "<data>") -> Gatew
         return GatewayConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_translate(exc, data), source) from None
+
+
+def check_routes(
+    config: GatewayConfig, routes: Sequence[Any], *, source: str = "<routes>"
+) -> list[RouteConfig]:
+    """Validate ``routes`` as if they were ``config``'s ``routes:`` (admin-managed routes).
+
+    Each item (a route object as written under ``routes:``, or an already built
+    :class:`RouteConfig`) is validated alone, then the list is cross-checked with the rest of
+    ``config`` exactly as a file is: known upstreams, unique ids, paths clear of the gateway's
+    own and never shadowed. Raises :class:`ConfigError` with key paths ``routes[i]...``.
+    """
+    raw = {"routes": list(routes)}
+    validated: list[RouteConfig] = []
+    problems: list[tuple[str, str]] = []
+    for i, route in enumerate(routes):
+        if isinstance(route, RouteConfig):
+            validated.append(route)
+            continue
+        try:
+            validated.append(RouteConfig.model_validate(route))
+        except ValidationError as exc:
+            problems.extend(_translate(exc, raw, ("routes", i)))
+    if not problems:
+        problems = _cross_checks(config.model_copy(update={"routes": validated}))
+    if problems:
+        raise ConfigError(problems, source)
+    return validated
 
 
 def load_config(

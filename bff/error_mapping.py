@@ -15,6 +15,7 @@ import orjson
 from bff.errors import (
     AliasLimitExceeded,
     BadRequest,
+    Conflict,
     CostLimitExceeded,
     DepthLimitExceeded,
     Forbidden,
@@ -24,6 +25,9 @@ from bff.errors import (
     NotFound,
     OperationLimitExceeded,
     PayloadTooLarge,
+    PersistedQueryNotAllowed,
+    PersistedQueryNotFound,
+    PersistedQueryNotSupported,
     RateLimited,
     RootFieldLimitExceeded,
     ServiceUnavailable,
@@ -48,10 +52,16 @@ _STATUS: dict[type[GatewayError], int] = {
     Forbidden: 403,
     NotFound: 404,
     MethodNotAllowed: 405,
+    Conflict: 409,
     NotAcceptable: 406,
     BadRequest: 400,
     OperationLimitExceeded: 400,
     PayloadTooLarge: 413,
+    # GraphQL only. Apollo clients read these two from a 200 answer (and then send the full
+    # query); an error status would make them give up instead.
+    PersistedQueryNotFound: 200,
+    PersistedQueryNotSupported: 200,
+    PersistedQueryNotAllowed: 400,
     UnsupportedMediaType: 415,
     RateLimited: 429,
     ServiceUnavailable: 503,
@@ -114,6 +124,9 @@ def rest_error_headers(exc: BaseException) -> list[tuple[str, str]]:
         headers.append(("retry-after", _retry_after(exc.retry_after)))
     elif isinstance(exc, MethodNotAllowed):
         headers.append(("allow", ", ".join(exc.allow)))
+    elif isinstance(exc, PersistedQueryNotFound | PersistedQueryNotSupported):
+        # As Apollo Server: never cached, since the client is about to register the query.
+        headers.append(("cache-control", "private, no-cache, must-revalidate"))
     if isinstance(exc, GatewayError):
         headers.extend(exc.headers.items())
     return headers

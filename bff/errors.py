@@ -11,6 +11,7 @@ __all__ = [
     "AliasLimitExceeded",
     "BadRequest",
     "ConfigError",
+    "Conflict",
     "CostLimitExceeded",
     "DepthLimitExceeded",
     "Forbidden",
@@ -20,6 +21,9 @@ __all__ = [
     "NotFound",
     "OperationLimitExceeded",
     "PayloadTooLarge",
+    "PersistedQueryNotAllowed",
+    "PersistedQueryNotFound",
+    "PersistedQueryNotSupported",
     "RateLimited",
     "RootFieldLimitExceeded",
     "ServiceUnavailable",
@@ -98,6 +102,16 @@ class NotFound(GatewayError):
     @classmethod
     def default_message(cls) -> str:
         return "not found"
+
+
+class Conflict(GatewayError):
+    """The request clashes with the current state (an id already taken, a read-only entity)."""
+
+    code = "CONFLICT"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "conflict"
 
 
 class MethodNotAllowed(GatewayError):
@@ -203,6 +217,39 @@ class PayloadTooLarge(GatewayError):
     @classmethod
     def default_message(cls) -> str:
         return "payload too large"
+
+
+class PersistedQueryNotFound(GatewayError):
+    """A persisted-query hash this app does not know (yet): the client sends the query with it.
+
+    Apollo clients expect it as a 200 answer with this error, then retry with the full query.
+    """
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "PersistedQueryNotFound"
+
+
+class PersistedQueryNotSupported(GatewayError):
+    """A persisted-query hash sent to an app without persisted queries (200, like Apollo)."""
+
+    code = "PERSISTED_QUERY_NOT_SUPPORTED"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "PersistedQueryNotSupported"
+
+
+class PersistedQueryNotAllowed(GatewayError):
+    """An operation that is not registered, sent to an app that runs registered ones only."""
+
+    code = "PERSISTED_QUERY_NOT_ALLOWED"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "only registered operations run on this endpoint"
 
 
 class ServiceUnavailable(GatewayError):

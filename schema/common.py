@@ -35,7 +35,7 @@ DateTime = common.scalar(
 )
 
 
-@common.type
+@common.type(inherit_max_age=True)  # a value: as fresh as the product or order holding it
 class Money:
     amount_cents: int
     currency: str

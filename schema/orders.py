@@ -40,6 +40,7 @@ class OrderLine:
         return info.context.loader("products").load(self.product_id)  # type: ignore[attr-defined,no-any-return]
 
 
+# No cache hint: an order changes as it ships, so no answer holding one is ever cached.
 @module.type
 class Order:
     id: ID

@@ -11,7 +11,9 @@ from clients.products import PRODUCTS_BY_ID, ProductsClient
 from schema.common import Money, check_page, common, parse_id
 
 module = SchemaModule(__name__, requires=[common])
-module.rest_loader("products", PRODUCTS_BY_ID, upstream="products")
+# A product page is still worth showing when the products service has a bad minute: the last
+# good answer for each product is kept 5 minutes (extensions.degraded says which ones).
+module.rest_loader("products", PRODUCTS_BY_ID, upstream="products", stale_if_error=300)
 
 _IMAGE_WIDTHS = {"small": 128, "medium": 512}
 
@@ -23,7 +25,7 @@ class ImageSize(Enum):
     LARGE = "large"
 
 
-@module.type
+@module.type(max_age=60)
 class Product:
     id: ID
     name: str = field(frontends=["web", "mobile"])
@@ -45,7 +47,7 @@ class Product:
         return f"{self.image_url}?w={width}" if width else self.image_url
 
 
-@module.type
+@module.type(max_age=60)
 class ProductPage:
     items: list[Product]
     total: int

@@ -11,7 +11,7 @@ module = SchemaModule(__name__)
 module.rest_loader("reviews_by_product", REVIEWS_BY_PRODUCT, upstream="reviews")
 
 
-@module.type
+@module.type(max_age=60)
 class Review:
     id: ID
     rating: int

@@ -20,7 +20,7 @@ class Tier(Enum):
     ENTERPRISE = "enterprise"
 
 
-@module.type
+@module.type(max_age=30)
 class User:
     id: ID
     name: str
@@ -29,7 +29,7 @@ class User:
     created_at: DateTime = field(frontends=["web"])
 
 
-@module.type
+@module.type(max_age=30)
 class UserPage:
     items: list[User]
     total: int
@@ -38,6 +38,7 @@ class UserPage:
 @module.query(
     frontends=["web", "mobile"],
     requires_auth=True,
+    private=True,  # cacheable by the caller's own client only
     description="the signed-in user (JWT subject = user id); UNAUTHENTICATED error without a "
     "valid token",
 )

@@ -60,7 +60,10 @@ async def gateway(services: SampleServices) -> AsyncIterator[Gateway]:
     """A gateway on the demo config, shared by tests that change no gateway state."""
     # Every test shares this gateway and one client address: no plans, so no quota runs out
     # under them (rate limits are tested on gateways of their own, tests/bff/ratelimit).
-    gw = build_gateway(demo_config(services.env, {"rate_limits": {"plans": None}}))
+    # Whole answers are not cached either: tests count the upstream requests of repeated
+    # queries (the response cache is tested on gateways of its own, tests/bff/graphql).
+    overrides = {"rate_limits": {"plans": None}, "graphql": {"response_cache": False}}
+    gw = build_gateway(demo_config(services.env, overrides))
     await gw.startup()
     yield gw
     await gw.shutdown()

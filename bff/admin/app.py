@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,6 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from bff.admin.metrics import metrics_router
+from bff.admin.passthrough import routes_router
 from bff.admin.routes import keys_router, services_router
 from bff.asgi import ASGIApp, Message, Receive, Scope, Send, send_response
 from bff.auth import ApiKeyManager, Authenticator
@@ -33,6 +35,8 @@ from bff.errors import (
     ServiceUnavailable,
     Unauthenticated,
 )
+from bff.runtime import RouteManager
+from bff.runtime.stats_exchange import StatsSource
 from bff.store import StoreError
 
 __all__ = ["AdminApp", "build_admin_app"]
@@ -150,12 +154,18 @@ def build_admin_app(
     manager: ApiKeyManager,
     authenticator: Authenticator,
     upstreams: Mapping[str, Any],
+    routes: RouteManager | None = None,
+    stats: StatsSource | None = None,
+    app_names: Collection[str] = (),
 ) -> AdminApp:
-    """The admin API for paths under ``path`` (``/admin``)."""
+    """The admin API for paths under ``path`` (``/admin``): API keys, upstream services, and
+    with ``routes`` the passthrough routes, with ``stats`` the per-route and per-app figures
+    (of the GraphQL apps ``app_names``)."""
     app = FastAPI(
         title="bff admin API",
         version="1",
-        description="API keys and upstream services of a bff gateway. "
+        description="API keys, passthrough routes, upstream services and per-route metrics "
+        "of a bff gateway. "
         "Every request needs `Authorization: Bearer <admin.token>`.",
         openapi_url=f"{path}/openapi.json",
         docs_url=None,
@@ -164,4 +174,12 @@ def build_admin_app(
     _install_error_handlers(app)
     app.include_router(keys_router(manager, authenticator), prefix=path)
     app.include_router(services_router(upstreams), prefix=path)
+    if routes is not None:
+        app.include_router(routes_router(routes), prefix=path)
+        if stats is not None:
+            served = routes
+            router = metrics_router(
+                stats, route_ids=lambda: [r.id for r in served.routes], app_names=app_names
+            )
+            app.include_router(router, prefix=path)
     return AdminApp(app, token)

@@ -143,16 +143,46 @@ def _describe(name: str, upstream: Any) -> dict[str, Any]:
         extra = describe()
         if isinstance(extra, Mapping):
             info.update({k: v for k, v in extra.items() if k != "name"})
+    targets = getattr(upstream, "targets", ())
+    available = sum(1 for t in targets if t.available())
+    info["available_targets"] = available
+    info["status"] = "up" if available == len(targets) else "degraded" if available else "down"
+    breaker = getattr(upstream, "breaker", None)
+    info["breaker_state"] = breaker.state if breaker is not None else None
     return info
 
 
+UpstreamName = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_.-]{1,128}$", description="The upstream's name.")
+]
+
+
 def services_router(upstreams: Mapping[str, Any]) -> APIRouter:
-    """``/services``."""
+    """``/services`` and ``/upstreams/{name}/breaker/reset``."""
     router = APIRouter(tags=["services"], responses={401: _ERRORS[401]})
 
     @router.get("/services", response_model=ServiceList)
     async def services() -> ServiceList:
-        """The upstream services, their targets and (where tracked) health and breaker state."""
+        """The upstream services: each one's ``status`` (``up``: every target available,
+        ``degraded``, ``down``), its targets with their health (active checks, passive
+        ejection, in-flight requests), and its circuit breaker's state."""
         return ServiceList(services=[_describe(n, u) for n, u in upstreams.items()])
+
+    @router.post(
+        "/upstreams/{name}/breaker/reset",
+        response_model=dict[str, Any],
+        responses={404: {"model": ErrorBody, "description": "No such upstream."}},
+    )
+    async def reset_breaker(name: UpstreamName) -> dict[str, Any]:
+        """Close the upstream's circuit breaker now, in this process (each gateway process
+        keeps its own breakers). Answers the upstream as ``/services`` shows it."""
+        upstream = upstreams.get(name)
+        if upstream is None:
+            raise NotFound(f"no upstream named {name!r}")
+        breaker = getattr(upstream, "breaker", None)
+        if breaker is None:
+            raise NotFound(f"upstream {name!r} has no circuit breaker (breaker.enabled: false)")
+        breaker.reset()
+        return _describe(name, upstream)
 
     return router

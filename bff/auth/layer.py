@@ -13,7 +13,7 @@ metrics) are passed through untouched.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 
@@ -39,7 +39,8 @@ class AuthenticationLayer:
 
     ``graphql_paths`` are answered GraphQL-style when credentials are refused;
     ``exempt_paths`` (exact) and ``exempt_prefixes`` (the path or anything below it) are passed
-    through without looking at credentials; ``client_ip`` resolves the caller's address.
+    through without looking at credentials; ``client_ip`` resolves the caller's address;
+    ``on_refused(error)`` hears of every refusal (metrics).
     """
 
     def __init__(
@@ -51,8 +52,10 @@ class AuthenticationLayer:
         exempt_paths: Iterable[str] = (),
         exempt_prefixes: Iterable[str] = (),
         client_ip: ClientIpResolver = peer_ip,
+        on_refused: Callable[[GatewayError], object] | None = None,
     ) -> None:
         self.app = app
+        self._on_refused = on_refused
         self.authenticator = authenticator
         self._key_header = authenticator.api_key_header
         self._graphql = frozenset(_with_slash_variants(graphql_paths))
@@ -108,6 +111,8 @@ class AuthenticationLayer:
         request_id = scope.get(REQUEST_ID_KEY)
         reason = exc.reason if isinstance(exc, InvalidCredentials) else exc.code
         log.debug("credentials refused (request %s): %s", request_id, reason)
+        if self._on_refused is not None:
+            self._on_refused(exc)
         path = scope["path"]
         if path in self._graphql:
             accept = header(scope, b"accept") or b""

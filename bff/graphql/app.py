@@ -5,6 +5,11 @@ operationName, extensions}`` (or ``application/graphql``), GET with query parame
 (a mutation over GET is 405), ``application/graphql-response+json`` or ``application/json``
 answers, GraphiQL on a browser's GET when the app enables it. Every bad input is a 400 with a
 GraphQL-shaped body, never a 500.
+
+Delivery: persisted queries (:mod:`bff.graphql.persisted`), CBOR requests and answers on apps
+whose ``encodings`` include it (:mod:`bff.graphql.cbor`), ``Cache-Control`` from the cache hints
+(:mod:`bff.graphql.cache_policy`), whole answers cached for anonymous callers
+(:mod:`bff.graphql.response_cache`) with ``ETag``/``If-None-Match``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
@@ -22,12 +27,15 @@ from graphql import (
     ExecutionResult,
     FragmentDefinitionNode,
     GraphQLSchema,
+    OperationDefinitionNode,
     execute,
     get_variable_values,
 )
+from graphql.execution.incremental.incremental_executor import IncrementalExecutor
 
 from bff.asgi import Receive, Scope, Send, header, read_body, send_response
 from bff.auth.principal import ANONYMOUS, PRINCIPAL_KEY, Principal
+from bff.cache import CachedResponse, CacheStore, SingleFlight, none_match, parse_if_none_match
 from bff.error_mapping import http_status, rest_error_headers
 from bff.errors import (
     BadRequest,
@@ -37,21 +45,30 @@ from bff.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from bff.graphql import cbor
+from bff.graphql.cache_policy import NOT_CACHEABLE, CachePolicy, operation_policy
 from bff.graphql.compiled import Unsupported, compile_operation
 from bff.graphql.context import ClientCache, Context
 from bff.graphql.documents import DocumentCache, PreparedDocument
 from bff.graphql.errors import format_error, request_error
 from bff.graphql.limits import CostControl
-from bff.graphql.registry import LoaderSpec
+from bff.graphql.loader_cache import LoaderCache
+from bff.graphql.operations import OperationCatalogue
+from bff.graphql.persisted import Mode, PersistedQueries, Resolved, sha256_hex
+from bff.graphql.registry import LoaderSpec, TypeOptions
+from bff.graphql.response_cache import ResponseCache
+from bff.observability.context import note_operation, span
+from bff.ratelimit import RATE_LIMIT_KEY
 from bff.upstream.deadline import deadline
 from bff.upstream.recorder import RequestTally, tally_requests
 
-__all__ = ["GraphQLApp", "GraphQLAppSettings", "GraphQLRequest"]
+__all__ = ["GraphQLApp", "GraphQLAppSettings", "GraphQLRequest", "Outcome"]
 
 log = logging.getLogger("bff.graphql")
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
+CBOR = cbor.CBOR
 _GRAPHIQL_HTML: bytes | None = None
 _MISSING = object()
 
@@ -89,12 +106,20 @@ class GraphQLAppSettings:
     cost_per_request: int = 50
     #: Operation batching: most operations in one JSON array body (0: batching is off).
     max_batch_operations: int = 0
+    #: off | apq | only (bff.graphql.persisted); apq_ttl: seconds an APQ document is kept.
+    persisted_queries: Mode = "off"
+    apq_ttl: float = 86_400.0
+    #: Response encodings offered besides JSON ("cbor").
+    encodings: tuple[str, ...] = ("json",)
+    #: Cache whole answers to anonymous, publicly cacheable queries (needs a cache store).
+    response_cache: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class GraphQLRequest:
-    """A GraphQL request as read off the wire."""
+    """A GraphQL request as read off the wire (``query`` is empty when only a persisted-query
+    hash was sent)."""
 
     query: str
     variables: dict[str, Any] | None
@@ -102,13 +127,15 @@ class GraphQLRequest:
     extensions: dict[str, Any] | None
 
 
-def _negotiate(accept: bytes | None, *, allow_html: bool) -> str:
+def _negotiate(accept: bytes | None, *, allow_html: bool, allow_cbor: bool = False) -> str:
     """The response media type for ``Accept`` (raises :class:`NotAcceptable`)."""
     if not accept:
         return JSON
     offers = [GRAPHQL_RESPONSE_JSON, JSON]
     if allow_html:
         offers.append("text/html")
+    if allow_cbor:
+        offers.append(CBOR)
     best, best_q = "", 0.0
     for part in accept.decode("latin-1").split(","):
         media, _, params = part.strip().partition(";")
@@ -165,7 +192,9 @@ def _request_from_mapping(data: Mapping[str, Any], *, from_query_string: bool) -
         variables = _json_param("variables", variables)
         extensions = _json_param("extensions", extensions)
     if query is None or query == "":
-        raise BadRequest("the request has no 'query'")
+        if not isinstance(extensions, dict) or extensions.get("persistedQuery") is None:
+            raise BadRequest("the request has no 'query'")
+        query = ""  # the persisted-query hash stands for it
     if not isinstance(query, str):
         raise BadRequest("'query' must be a string")
     if variables is not None and not isinstance(variables, dict):
@@ -186,8 +215,56 @@ def _json_param(name: str, value: Any) -> Any:
         raise BadRequest(f"the '{name}' parameter is not valid JSON") from None
 
 
+@dataclass(slots=True)
+class Outcome:
+    """The answer to one operation: ``status`` and ``body``, the cache ``policy`` of the
+    response, and, when it went through the response cache, the stored ``entry`` (``body`` is
+    then ``None`` when the entry's bytes are the answer as they stand) and whether it was a
+    ``hit``."""
+
+    status: int
+    body: dict[str, Any] | None
+    policy: CachePolicy = NOT_CACHEABLE
+    entry: CachedResponse | None = None
+    hit: bool = False
+
+
+def _failed(status: int, body: Mapping[str, Any]) -> bool:
+    """Errors or stale values: such an answer is never cached."""
+    if status != 200 or "errors" in body:
+        return True
+    extensions = body.get("extensions")
+    return bool(extensions and extensions.get("degraded"))
+
+
+class _StaleAwareExecutor(IncrementalExecutor):
+    """graphql-core's executor, reporting where values served stale land (as the compiled
+    plans do): their paths go to ``extensions.degraded``."""
+
+    def complete_object_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Any,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        stale = getattr(self.context_value, "stale", None)
+        if stale and id(result) in stale:
+            self.context_value.stale_at(path.as_list())
+        return super().complete_object_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+
 class GraphQLApp:
-    """The ASGI app of one frontend's GraphQL endpoint."""
+    """The ASGI app of one frontend's GraphQL endpoint.
+
+    ``cache``: the process's cache store (APQ documents, whole responses); ``operations``: the
+    registered operations; ``type_options``: the registry's type-level cache hints;
+    ``loader_cache``: loader values kept across requests.
+    """
 
     def __init__(
         self,
@@ -196,6 +273,10 @@ class GraphQLApp:
         *,
         loaders: dict[str, LoaderSpec],
         clients: ClientCache,
+        cache: CacheStore | None = None,
+        operations: OperationCatalogue | None = None,
+        type_options: Mapping[str, TypeOptions] | None = None,
+        loader_cache: LoaderCache | None = None,
     ) -> None:
         self.settings = settings
         self.schema = schema
@@ -208,6 +289,22 @@ class GraphQLApp:
             hide_suggestions=settings.hide_suggestions,
         )
         self.cost_control = CostControl.for_app(schema, settings)
+        mode = settings.persisted_queries
+        if mode == "apq" and cache is None:
+            log.warning("app %s: automatic persisted queries need a cache store", settings.name)
+            mode = "off"
+        self.persisted = PersistedQueries(
+            mode, app=settings.name, store=cache, catalogue=operations, ttl=settings.apq_ttl
+        )
+        self.type_options = dict(type_options or {})
+        self.loader_cache = loader_cache
+        self.response_cache = (
+            ResponseCache(cache, settings.name)
+            if cache is not None and settings.response_cache
+            else None
+        )
+        self.flight = SingleFlight()
+        self._cbor = "cbor" in settings.encodings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -216,10 +313,16 @@ class GraphQLApp:
         media = JSON
         try:
             if method == "POST":
-                media = _negotiate(header(scope, b"accept"), allow_html=False)
+                media = _negotiate(
+                    header(scope, b"accept"), allow_html=False, allow_cbor=self._cbor
+                )
                 request = await self._read_post(scope, receive)
             elif method in ("GET", "HEAD"):
-                media = _negotiate(header(scope, b"accept"), allow_html=self.settings.graphiql)
+                media = _negotiate(
+                    header(scope, b"accept"),
+                    allow_html=self.settings.graphiql,
+                    allow_cbor=self._cbor,
+                )
                 if media == "text/html":
                     await send_response(
                         send,
@@ -233,11 +336,18 @@ class GraphQLApp:
                 raise MethodNotAllowed(
                     "GraphQL endpoints accept GET and POST", allow=["GET", "POST"]
                 )
-            body: dict[str, Any] | list[dict[str, Any]]
+            if_none_match = header(scope, b"if-none-match")
+            condition = parse_if_none_match(if_none_match) if if_none_match is not None else None
             if isinstance(request, list):
-                status, body = await self.run_batch(request, scope)
-            else:
-                status, body = await self.run(request, scope, get=method != "POST")
+                status, bodies = await self.run_batch(request, scope)
+                await send_response(
+                    send,
+                    status,
+                    self._encode(bodies, media),
+                    [("content-type", media), ("cache-control", "no-store")],
+                )
+                return
+            outcome = await self.process(request, scope, get=method != "POST", media=media)
         except GatewayError as exc:
             await self._send_error(
                 send,
@@ -248,12 +358,38 @@ class GraphQLApp:
                 rest_error_headers(exc),
             )
             return
-        await send_response(
-            send,
-            status,
-            orjson.dumps(body),
-            [("content-type", media), ("cache-control", "no-store")],
-        )
+        await self._send_outcome(send, outcome, media, condition if method != "POST" else None)
+
+    async def _send_outcome(self, send: Send, outcome: Outcome, media: str, condition: Any) -> None:
+        policy = outcome.policy
+        headers = [("content-type", media), ("cache-control", policy.header())]
+        if policy.cacheable:
+            headers.append(("vary", "Accept"))
+        entry = outcome.entry
+        if entry is not None:
+            etag = entry.header("etag") or ""
+            headers += [
+                ("etag", etag),
+                ("age", str(entry.age())),
+                ("x-cache", "HIT" if outcome.hit else "MISS"),
+            ]
+            if condition is not None and etag and none_match(condition, etag):
+                await send_response(send, 304, b"", headers[1:])
+                return
+            if outcome.body is None:
+                await send_response(send, outcome.status, entry.body, headers)
+                return
+        assert outcome.body is not None
+        await send_response(send, outcome.status, self._encode(outcome.body, media), headers)
+
+    @staticmethod
+    def _encode(body: Any, media: str) -> bytes:
+        return cbor.encode(body) if media == CBOR else orjson.dumps(body)
+
+    @staticmethod
+    def _decode(raw: bytes, media: str) -> dict[str, Any]:
+        value: dict[str, Any] = cbor.decode_request(raw) if media == CBOR else orjson.loads(raw)
+        return value
 
     async def _read_post(
         self, scope: Scope, receive: Receive
@@ -269,6 +405,13 @@ class GraphQLApp:
             except UnicodeDecodeError:
                 raise BadRequest("the request body is not valid UTF-8") from None
             return _request_from_mapping({"query": query}, from_query_string=False)
+        if ctype == b"application/cbor" and self._cbor:
+            data = cbor.decode_request(body)
+            if isinstance(data, list):
+                return _parse_batch(data, self.settings.max_batch_operations)
+            if not isinstance(data, dict):
+                raise BadRequest("the request body must be a CBOR map")
+            return _request_from_mapping(data, from_query_string=False)
         raise UnsupportedMediaType()
 
     def _read_get(self, scope: Scope) -> GraphQLRequest:
@@ -283,15 +426,37 @@ class GraphQLApp:
         self, request: GraphQLRequest, scope: Scope, *, get: bool = False
     ) -> tuple[int, dict[str, Any]]:
         """Prepare and execute ``request``; returns the HTTP status and the response body."""
+        outcome = await self.process(request, scope, get=get)
+        assert outcome.body is not None  # without a media type nothing comes from the cache
+        return outcome.status, outcome.body
+
+    async def process(
+        self,
+        request: GraphQLRequest,
+        scope: Scope,
+        *,
+        get: bool = False,
+        media: str | None = None,
+    ) -> Outcome:
+        """Prepare and execute ``request``: persisted-query lookup, parse and validate (cached),
+        cost control, execution. ``media`` is the answer's media type when it goes out over
+        HTTP, which lets an anonymous cacheable query be answered from the response cache."""
         principal: Principal = scope.get(PRINCIPAL_KEY) or ANONYMOUS
         if self.settings.auth == "required" and not principal.is_authenticated:
             raise Unauthenticated("this endpoint requires authentication")
         if self.settings.auth == "api_key" and principal.kind != "api_key":
             raise Unauthenticated("this endpoint requires an API key", scheme="ApiKey")
 
+        # Before parsing: on an allow-listed app, nothing else gets that far.
+        resolved = await self.persisted.resolve(request.query, request.extensions)
+        if resolved.query is not request.query:
+            request = replace(request, query=resolved.query)
         prepared = self.documents.get(request.query)
         if prepared.errors:
-            return 400, {"errors": [format_error(e, prepared.error_code) for e in prepared.errors]}
+            errors = [format_error(e, prepared.error_code) for e in prepared.errors]
+            return Outcome(400, {"errors": errors})
+        if resolved.register is not None:
+            await self.persisted.register(resolved)
         operation = prepared.operation(request.operation_name)
         if operation is None:
             message = (
@@ -299,16 +464,121 @@ class GraphQLApp:
                 if request.operation_name
                 else "Must provide operation name if query contains multiple operations."
             )
-            return 400, {"errors": [request_error(message, "BAD_REQUEST")]}
+            return Outcome(400, {"errors": [request_error(message, "BAD_REQUEST")]})
         if get and prepared.is_mutation(request.operation_name):
             raise MethodNotAllowed("mutations must be sent with POST", allow=["POST"])
-        return await self.cost_control.guard(
+        note_operation(
+            self.settings.name,
+            operation.name.value if operation.name else None,
+            operation.operation.value,
+        )
+        policy = self._cache_policy(prepared, operation)
+        if (
+            media is not None
+            and self.response_cache is not None
+            and policy.shareable
+            and not principal.is_authenticated
+            and self.settings.auth == "optional"
+        ):
+            return await self._through_cache(
+                prepared, operation, request, resolved, principal, scope, media, policy
+            )
+        status, body = await self.cost_control.guard(
             prepared,
             operation,
             request.variables,
             scope,
             lambda: self.execute(prepared, request, principal, scope),
+            vetted=resolved.vetted,
         )
+        personal = principal.is_authenticated or self.settings.auth != "optional"
+        return Outcome(
+            status, body, policy.for_response(failed=_failed(status, body), personal=personal)
+        )
+
+    async def _through_cache(
+        self,
+        prepared: PreparedDocument,
+        operation: OperationDefinitionNode,
+        request: GraphQLRequest,
+        resolved: Resolved,
+        principal: Principal,
+        scope: Scope,
+        media: str,
+        policy: CachePolicy,
+    ) -> Outcome:
+        """Answer an anonymous, publicly cacheable query from the response cache, or execute
+        it once for every concurrent request missing the same entry (single-flight).
+
+        A hit is charged the operation's cost like any request (the quota is about what is
+        asked); where nothing charges the request, the stored bytes are sent as they stand.
+        """
+        cache = self.response_cache
+        assert cache is not None
+        document_hash = resolved.hash or self._document_hash(prepared)
+        key = cache.key(document_hash, request.operation_name, request.variables, media)
+        metered = scope.get(RATE_LIMIT_KEY) is not None
+        served: list[Any] = [None, False]  # the entry answered with, and whether it was a hit
+        as_stored: dict[str, Any] = {}  # stands for the entry's bytes when nothing is added
+
+        async def fill() -> tuple[int, dict[str, Any], CachedResponse | None]:
+            status, body = await self.execute(prepared, request, principal, scope)
+            final = policy.for_response(failed=_failed(status, body), personal=False)
+            entry = None
+            if final.shareable:
+                entry = await cache.put(key, status, self._encode(body, media), media, final)
+            return status, body, entry
+
+        async def answer() -> tuple[int, dict[str, Any]]:
+            entry = await cache.get(key)
+            if entry is not None:
+                served[:] = [entry, True]
+                return entry.status, self._decode(entry.body, media) if metered else as_stored
+            status, body, entry = await self.flight.do(key, fill)
+            served[0] = entry
+            if entry is not None and not metered:
+                return status, as_stored
+            # Shared with the other requests of the flight: copied before cost control adds
+            # this request's own charge to it.
+            mine = dict(body)
+            if "extensions" in mine:
+                mine["extensions"] = dict(mine["extensions"])
+            return status, mine
+
+        status, body = await self.cost_control.guard(
+            prepared, operation, request.variables, scope, answer, vetted=resolved.vetted
+        )
+        entry, hit = served
+        if entry is None:
+            return Outcome(status, body, policy.for_response(failed=True, personal=False))
+        stored_policy = CachePolicy(int(entry.max_age))
+        return Outcome(
+            status, None if body is as_stored else body, stored_policy, entry=entry, hit=hit
+        )
+
+    def _cache_policy(
+        self, prepared: PreparedDocument, operation: OperationDefinitionNode
+    ) -> CachePolicy:
+        """The operation's cache policy from its hints, worked out once per document."""
+        key = ("cache_policy", operation.name.value if operation.name else None)
+        policy = prepared.analysis.get(key)
+        if policy is None:
+            assert prepared.document is not None
+            fragments = {
+                d.name.value: d
+                for d in prepared.document.definitions
+                if isinstance(d, FragmentDefinitionNode)
+            }
+            policy = operation_policy(self.schema, operation, fragments, self.type_options)
+            prepared.analysis[key] = policy
+        return policy  # type: ignore[return-value]
+
+    def _document_hash(self, prepared: PreparedDocument) -> str:
+        found = prepared.analysis.get("sha256")
+        if found is None:
+            assert prepared.document is not None and prepared.document.loc is not None
+            found = prepared.analysis["sha256"] = sha256_hex(prepared.document.loc.source.body)
+        return found  # type: ignore[return-value]
 
     async def run_batch(
         self, requests: list[GraphQLRequest], scope: Scope
@@ -340,10 +610,14 @@ class GraphQLApp:
             loaders=self.loaders,
             clients=self.clients,
             principal=principal,
+            loader_cache=self.loader_cache,
         )
         assert prepared.document is not None
         plan = self._plan(prepared, request.operation_name) if self.settings.compiled else None
-        with deadline(self.settings.timeout):
+        with (
+            deadline(self.settings.timeout),
+            span("graphql.execute", {"bff.app": self.settings.name, "bff.compiled": bool(plan)}),
+        ):
             if plan is not None:
                 variables = get_variable_values(
                     self.schema,
@@ -368,6 +642,7 @@ class GraphQLApp:
                     variable_values=request.variables,
                     operation_name=request.operation_name,
                     hide_suggestions=self.settings.hide_suggestions,
+                    executor_class=_StaleAwareExecutor,
                 )
                 if not isinstance(result, ExecutionResult):
                     result = await result
@@ -430,7 +705,10 @@ class GraphQLApp:
         code: str,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        body = orjson.dumps({"errors": [request_error(message, code)]})
-        hdrs = [("content-type", media), ("cache-control", "no-store")]
-        hdrs.extend(h for h in headers or () if h[0] != "content-type")
+        body = self._encode({"errors": [request_error(message, code)]}, media)
+        extra = [h for h in headers or () if h[0] != "content-type"]
+        hdrs = [("content-type", media)]
+        if not any(name == "cache-control" for name, _ in extra):
+            hdrs.append(("cache-control", "no-store"))
+        hdrs.extend(extra)
         await send_response(send, status, body, hdrs)

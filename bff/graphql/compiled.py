@@ -426,6 +426,7 @@ class _Run:
         "nulled",
         "pending",
         "principal",
+        "stale",
         "trace",
         "variables",
     )
@@ -434,6 +435,8 @@ class _Run:
         self.compiled = compiled
         self.context = context
         self.principal = getattr(context, "principal", None)
+        #: Values loaders served from a stale fallback (by id); filled while this runs.
+        self.stale: dict[int, Any] | None = getattr(context, "stale", None)
         self.variables = variables
         self.errors: list[GraphQLError] = []
         self.pending: list[_Pending] = []
@@ -470,6 +473,9 @@ class _Run:
     ) -> dict[str, Any]:
         result: dict[str, Any] = {}
         type_name = plan.type_name
+        stale = self.stale
+        if stale and id(source) in stale:
+            self.context.stale_at(_path_list(path))
         for fp in plan.fields:
             kind = fp.kind
             key = fp.key

@@ -9,6 +9,7 @@ from bff.auth.principal import ANONYMOUS, Principal
 from bff.graphql.loaders import BatchLoader, Loaders
 
 if TYPE_CHECKING:
+    from bff.graphql.loader_cache import LoaderCache
     from bff.graphql.registry import LoaderSpec
     from bff.upstream import Upstream
 
@@ -39,7 +40,9 @@ class Context:
     """What a resolver may use: the caller, the request's loaders, clients and upstreams.
 
     ``degraded`` collects the paths served from a stale fallback; ``extensions`` is merged into
-    the response's ``extensions``.
+    the response's ``extensions``. ``stale`` holds the values loaders served from a fallback
+    (by ``id``), so the executor can tell where they land; ``loader_cache`` keeps loader values
+    across requests (``None``: no loader does).
     """
 
     __slots__ = (
@@ -49,7 +52,9 @@ class Context:
         "degraded",
         "extensions",
         "headers",
+        "loader_cache",
         "principal",
+        "stale",
     )
 
     def __init__(
@@ -60,6 +65,7 @@ class Context:
         clients: ClientCache,
         principal: Principal = ANONYMOUS,
         headers: Mapping[str, str] | None = None,
+        loader_cache: LoaderCache | None = None,
     ) -> None:
         self.app = app
         self.principal = principal
@@ -67,7 +73,20 @@ class Context:
         self.headers = headers or {}
         self.degraded: list[str] = []
         self.extensions: dict[str, Any] = {}
+        self.stale: dict[int, Any] = {}
+        self.loader_cache = loader_cache
         self._loaders = Loaders(loaders, self)
+
+    def mark_stale(self, value: Any) -> None:
+        """Record ``value`` (and the items of a list) as served from a stale fallback."""
+        self.stale[id(value)] = value
+        if type(value) is list:
+            for item in value:
+                self.stale[id(item)] = item
+
+    def stale_at(self, path: list[str | int]) -> None:
+        """The executor found a stale value at ``path``: report it in ``extensions.degraded``."""
+        self.degraded.append(".".join(str(p) for p in path))
 
     @property
     def loaders(self) -> Loaders:

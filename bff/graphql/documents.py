@@ -22,6 +22,7 @@ from graphql import (
 )
 
 from bff.errors import TokenLimitExceeded
+from bff.observability.context import span
 
 __all__ = ["DocumentCache", "PreparedDocument"]
 
@@ -90,7 +91,8 @@ class DocumentCache:
 
     def _prepare(self, query: str) -> PreparedDocument:
         try:
-            document = parse(query, max_tokens=self.max_tokens)
+            with span("graphql.parse"):
+                document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as err:
             code = "GRAPHQL_PARSE_FAILED"
             if err.message.endswith("tokens. Parsing aborted."):  # over max_tokens
@@ -99,9 +101,10 @@ class DocumentCache:
         except RecursionError:
             too_deep = GraphQLError("Document is nested too deeply.")
             return PreparedDocument(None, [too_deep], "GRAPHQL_PARSE_FAILED")
-        errors = validate(
-            self.schema, document, max_errors=20, hide_suggestions=self.hide_suggestions
-        )
+        with span("graphql.validate"):
+            errors = validate(
+                self.schema, document, max_errors=20, hide_suggestions=self.hide_suggestions
+            )
         if errors:
             return PreparedDocument(document, errors, "GRAPHQL_VALIDATION_FAILED")
         operations: dict[str | None, OperationDefinitionNode] = {}

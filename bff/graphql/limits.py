@@ -475,19 +475,22 @@ class CostControl:
         variables: Mapping[str, Any] | None,
         scope: Scope,
         run: Callable[[], Awaitable[Response]],
+        *,
+        vetted: bool = False,
     ) -> Response:
         """Refuse ``operation`` if it is over a limit; else charge it and ``run`` it.
 
-        Raises :class:`~bff.errors.RateLimited` (a 429 for the whole request) when the caller's
-        quota cannot cover the cost.
+        ``vetted``: a registered operation (bff.graphql.operations), never refused by the
+        limits, still charged its cost. Raises :class:`~bff.errors.RateLimited` (a 429 for the
+        whole request) when the caller's quota cannot cover the cost.
         """
         verdict = self.verdict(prepared, operation)
-        if verdict.refusal is not None:
+        if verdict.refusal is not None and not vetted:
             return verdict.refusal
         cost = verdict.analysis.cost
         if not isinstance(cost, int):
             cost = evaluate(cost, variables)
-            if cost > self.max_cost and not verdict.analysis.introspection:
+            if cost > self.max_cost and not verdict.analysis.introspection and not vetted:
                 return _refusal(self._over_cost(cost))
         per = self.cost_per_request
         decision = await charge(scope, 1 if cost <= per else -(-cost // per))

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiodataloader import DataLoader
 
+from bff.graphql.loader_cache import parse_values
 from bff.graphql.registry import LoaderSpec, RegistryError
+from bff.observability.context import loader_batch
 
 if TYPE_CHECKING:
     from bff.graphql.context import Context
@@ -30,7 +32,14 @@ class BatchLoader(DataLoader[Any, Any]):
         self.context = context
 
     async def batch_load_fn(self, keys: list[Any]) -> Sequence[Any]:  # type: ignore[override]
-        values = await self.spec.batch(self.context, keys)
+        cache = self.context.loader_cache
+        with loader_batch(self.spec.name, len(keys)):
+            if cache is not None and self.spec.cached:
+                values = await cache.load(self.spec, self.context, keys)
+            else:
+                values = await self.spec.batch(self.context, keys)
+                if self.spec.parse is not None:
+                    values = parse_values(self.spec, values)
         if len(values) != len(keys):
             raise RuntimeError(
                 f"loader {self.spec.name!r} returned {len(values)} values for {len(keys)} keys"

@@ -23,6 +23,7 @@ tagged with the frontends that see it (default: all).
 from __future__ import annotations
 
 import builtins
+import copy
 import dataclasses
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -92,10 +93,15 @@ class FieldOptions:
 
 @dataclass(frozen=True, slots=True)
 class TypeOptions:
-    """Options of a registered object type (cache hint applying to all its fields)."""
+    """Options of a registered object type: the cache hint of the fields returning it.
+
+    ``inherit_max_age``: a value type (``Money``) as fresh as the object holding it, never
+    restricting the response by itself (Apollo's ``inheritMaxAge``).
+    """
 
     max_age: int | None = None
     private: bool = False
+    inherit_max_age: bool = False
 
 
 _DEFAULT_OPTIONS = FieldOptions()
@@ -162,8 +168,17 @@ class LoaderSpec:
 
     ``batch(ctx, keys)`` returns one value per key, in the order of ``keys`` (``None`` or an
     exception for a key it could not load). ``max_batch_size`` splits a larger batch into
-    chunks that run concurrently. ``stale_if_error``: seconds for which the last good value of
-    a key is served when the upstream fails (field fallbacks).
+    chunks that run concurrently.
+
+    Values kept across requests (:mod:`bff.graphql.loader_cache`) are stored as JSON, so a
+    loader using either option below returns JSON values from ``batch`` and, if resolvers want
+    typed values, names ``parse`` (JSON value -> typed value), applied to fresh and cached values
+    alike (``rest_loader`` does this by itself):
+
+    - ``stale_if_error``: seconds for which the last good value of a key is served when the
+      upstream fails (field fallbacks; the response lists the paths in ``extensions.degraded``);
+    - ``shared_ttl``: seconds for which a loaded value serves every request (a short shared
+      cache of entity fetches); only for values that do not depend on the caller.
     """
 
     name: str
@@ -171,6 +186,13 @@ class LoaderSpec:
     module: str
     max_batch_size: int | None = 100
     stale_if_error: float | None = None
+    shared_ttl: float | None = None
+    parse: Callable[[Any], Any] | None = None
+
+    @property
+    def cached(self) -> bool:
+        """True when values outlive the request (``stale_if_error`` or ``shared_ttl``)."""
+        return bool(self.stale_if_error or self.shared_ttl)
 
 
 @dataclass
@@ -206,14 +228,16 @@ class SchemaModule:
         description: str | None = None,
         max_age: int | None = None,
         private: bool = False,
+        inherit_max_age: bool = False,
     ) -> Any:
-        """Declare an object type (``strawberry.type`` underneath)."""
+        """Declare an object type (``strawberry.type`` underneath); ``max_age``, ``private``
+        and ``inherit_max_age``: its cache hint (:class:`TypeOptions`)."""
 
         def wrap(c: builtins.type[T]) -> builtins.type[T]:
             out = strawberry.type(c, name=name, description=description)
             self.types.append(out)
-            if max_age is not None or private:
-                self.type_options[out] = TypeOptions(max_age=max_age, private=private)
+            if max_age is not None or private or inherit_max_age:
+                self.type_options[out] = TypeOptions(max_age, private, inherit_max_age)
             return out
 
         return wrap(cls) if cls is not None else wrap
@@ -313,8 +337,11 @@ class SchemaModule:
         *,
         max_batch_size: int | None = 100,
         stale_if_error: float | None = None,
+        shared_ttl: float | None = None,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Callable[[BatchFunction], BatchFunction]:
-        """Declare a batch loader: ``async def batch(ctx, keys) -> list[value | None]``."""
+        """Declare a batch loader: ``async def batch(ctx, keys) -> list[value | None]``
+        (see :class:`LoaderSpec` for ``stale_if_error``, ``shared_ttl`` and ``parse``)."""
 
         def wrap(fn: BatchFunction) -> BatchFunction:
             self.add_loader(
@@ -324,6 +351,8 @@ class SchemaModule:
                     module=self.name,
                     max_batch_size=max_batch_size,
                     stale_if_error=stale_if_error,
+                    shared_ttl=shared_ttl,
+                    parse=parse,
                 )
             )
             return fn
@@ -337,6 +366,7 @@ class SchemaModule:
         *,
         upstream: str,
         stale_if_error: float | None = None,
+        shared_ttl: float | None = None,
         **source_options: Any,
     ) -> LoaderSpec:
         """Declare a loader over a REST batch endpoint in a few lines.
@@ -344,8 +374,15 @@ class SchemaModule:
         Pass a ready :class:`~bff.upstream.RestBatch` (as the typed clients define them) or its
         options (``path``, ``key_param``, ``key_field``, ``many``, ``max_batch_size``,
         ``parse``). Results are matched by key; a failed chunk fails only its keys.
+        ``stale_if_error`` and ``shared_ttl``: see :class:`LoaderSpec`.
         """
         src = source if source is not None else RestBatch(**source_options)
+        parse = None
+        if stale_if_error or shared_ttl:
+            # Values outlive the request as JSON: fetch the raw items, parse them afterwards.
+            parse = _parse_items(src.parse, many=src.many) if src.parse is not None else None
+            src = copy.copy(src)
+            src.parse = None
 
         async def batch(ctx: Context, keys: list[Any]) -> Sequence[Any]:
             return await src.fetch_partial(ctx.upstreams[upstream], keys)
@@ -358,6 +395,8 @@ class SchemaModule:
                 module=self.name,
                 max_batch_size=None,
                 stale_if_error=stale_if_error,
+                shared_ttl=shared_ttl,
+                parse=parse,
             )
         )
 
@@ -365,6 +404,12 @@ class SchemaModule:
         """Register a ready :class:`LoaderSpec` (e.g. one made by ``rest_loader``)."""
         self.loaders.append(spec)
         return spec
+
+
+def _parse_items(parse: Callable[[Any], Any], *, many: bool) -> Callable[[Any], Any]:
+    if many:
+        return lambda items: [parse(item) for item in items]
+    return parse
 
 
 # -- the merged registry -------------------------------------------------------------------------

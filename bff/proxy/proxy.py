@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,6 +24,7 @@ from bff.auth import ANONYMOUS, PRINCIPAL_KEY, Principal, RouteGuard
 from bff.edge.request_id import REQUEST_ID_KEY
 from bff.error_mapping import rest_error
 from bff.errors import BadRequest, GatewayError, PayloadTooLarge, UpstreamError
+from bff.observability.context import note_route
 from bff.proxy.body import ClientDisconnected, RequestBody
 from bff.proxy.headers import forward_request_headers, forward_response_headers
 from bff.proxy.paths import normalize_path, raw_path
@@ -31,7 +32,7 @@ from bff.proxy.routes import Route, RouteTable
 from bff.upstream import IDEMPOTENT_METHODS, Upstream, UpstreamCall, deadline
 
 if TYPE_CHECKING:
-    from bff.config import GatewayConfig
+    from bff.config import GatewayConfig, RouteConfig
 
 __all__ = ["Proxy"]
 
@@ -64,12 +65,31 @@ class Proxy:
     @classmethod
     def from_config(cls, config: GatewayConfig, upstreams: Mapping[str, Upstream]) -> Proxy:
         """Compile ``config.routes`` over the built upstream pool."""
+        table, guards = cls.compile(config, upstreams, config.routes)
+        return cls(table, guards=guards)
+
+    @staticmethod
+    def compile(
+        config: GatewayConfig,
+        upstreams: Mapping[str, Upstream],
+        routes: Sequence[RouteConfig],
+    ) -> tuple[RouteTable[Upstream], dict[str, RouteGuard]]:
+        """The route table and guards of ``routes`` (validated against ``config``), for
+        :meth:`replace` or the constructor."""
         table: RouteTable[Upstream] = RouteTable.from_config(
-            config.routes, upstreams, default_max_body_bytes=config.limits.max_body_bytes
+            routes, upstreams, default_max_body_bytes=config.limits.max_body_bytes
         )
         key_header = config.auth.api_keys.header
-        guards = {r.id: RouteGuard(r.auth, api_key_header=key_header) for r in config.routes}
-        return cls(table, guards=guards)
+        guards = {r.id: RouteGuard(r.auth, api_key_header=key_header) for r in routes}
+        return table, guards
+
+    def replace(self, table: RouteTable[Upstream], guards: Mapping[str, RouteGuard]) -> None:
+        """Serve new requests with ``table`` and ``guards`` (built by :meth:`compile`).
+
+        One assignment, so a request sees either the old pair or the new one; requests already
+        matched keep the route (and upstream) they started with.
+        """
+        self.table, self.guards = table, dict(guards)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,6 +109,7 @@ class Proxy:
         method: str = scope["method"]
         headers = scope["headers"]
         route = self.table.match(path, method, headers)
+        note_route(route.id)
         if encoded_slash and not route.allow_encoded_slashes:
             raise BadRequest("encoded slashes and backslashes are not allowed in this path")
         principal: Principal = scope.get(PRINCIPAL_KEY) or ANONYMOUS

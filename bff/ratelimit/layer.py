@@ -43,6 +43,9 @@ ClientIpResolver = Callable[[Scope], "str | None"]
 RouteResolver = Callable[[Scope], Any]
 
 _GRAPHQL_RESPONSE_JSON = b"application/graphql-response+json"
+_QUOTA_NAMES = frozenset(
+    p + n for p in (b"ratelimit-", b"x-ratelimit-") for n in (b"limit", b"remaining", b"reset")
+)
 
 
 def _peer(scope: Scope) -> str | None:
@@ -84,10 +87,10 @@ class Meter:
 
     __slots__ = (
         "_caller",
+        "_headers",
         "_limiter",
         "_plan",
         "_refused",
-        "_scope",
         "_send",
         "_target",
         "decision",
@@ -107,7 +110,9 @@ class Meter:
         self._caller = caller
         self._plan = plan
         self._target = target
-        self._scope = scope
+        # The request's headers, not the scope: the scope holds this meter, and a reference
+        # cycle per request would be left for the garbage collector.
+        self._headers = scope["headers"]
         self._send = send
         self._refused = False
         self.decision: Decision | None = None
@@ -119,6 +124,7 @@ class Meter:
         self.settled = True
         self.decision = decision
         if decision is not None and not decision.allowed:
+            self._limiter.refused(self._plan)
             raise refusal(decision, cost)
         return decision
 
@@ -134,7 +140,9 @@ class Meter:
                     decision = None  # nothing was charged: answer as the app did
                 if decision is not None and not decision.allowed:
                     self._refused = True
-                    await _graphql_refusal(self._scope, self._send, refusal(decision), decision)
+                    self._limiter.refused(self._plan)
+                    request = {"headers": self._headers}
+                    await _graphql_refusal(request, self._send, refusal(decision), decision)
                     return
             if decision is not None:
                 message["headers"] = [*message.get("headers", ()), *decision.headers()]
@@ -207,13 +215,18 @@ class RateLimitLayer:
             await self.app(scope, receive, send)
             return
         if not decision.allowed:
+            limiter.refused(plan)
             await _rest_refusal(scope, send, refusal(decision), decision)
             return
         extra = decision.headers()
 
         async def send_with_quota(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
+                # An upstream's own quota headers would contradict the gateway's: ours win.
+                message["headers"] = [
+                    *(h for h in message.get("headers", ()) if h[0].lower() not in _QUOTA_NAMES),
+                    *extra,
+                ]
             await send(message)
 
         await self.app(scope, receive, send_with_quota)

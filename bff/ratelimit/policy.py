@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,8 @@ class RateLimiter:
         self._plans = {name: windows_of(p, self.algorithm) for name, p in plans.items()}
         self._global = windows_of(global_limit, self.algorithm) if global_limit else None
         self._policies: dict[tuple[str | None, str, str], tuple[object, object, Policy]] = {}
+        #: Hears of each refused request, with its plan (the gateway's metrics set it).
+        self.on_refused: Callable[[str | None], object] | None = None
         self._local = store.decide_now if isinstance(store, MemoryStore) else None
 
     @classmethod
@@ -256,6 +259,11 @@ class RateLimiter:
             one = await self.store.decide(batches, 1, charge=False)
             decision.allowed, decision.retry_ms = one.allowed, one.retry_ms
         return decision
+
+    def refused(self, plan: str | None) -> None:
+        """Report one request refused under ``plan`` to :attr:`on_refused`."""
+        if self.on_refused is not None:
+            self.on_refused(plan)
 
     async def aclose(self) -> None:
         await self.store.aclose()

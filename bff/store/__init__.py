@@ -1,7 +1,9 @@
-"""Persistent storage (SQLite or PostgreSQL): API keys and admin-managed routes."""
+"""Persistent storage (SQLite or PostgreSQL): API keys, admin-managed routes, registered
+GraphQL operations."""
 
 from bff.store.api_keys import ApiKeyRecord, ApiKeyRepository, DuplicatePrefix
 from bff.store.errors import StoreConflict, StoreError
+from bff.store.persisted_operations import PersistedOperationRecord, PersistedOperationRepository
 from bff.store.routes import RouteRecord, RouteRepository
 from bff.store.store import Store, engine_url
 
@@ -9,6 +11,8 @@ __all__ = [
     "ApiKeyRecord",
     "ApiKeyRepository",
     "DuplicatePrefix",
+    "PersistedOperationRecord",
+    "PersistedOperationRepository",
     "RouteRecord",
     "RouteRepository",
     "Store",

@@ -57,6 +57,17 @@ class RouteRepository:
             row = (await conn.execute(sa.select(routes).where(routes.c.id == route_id))).first()
         return None if row is None else _record(row)
 
+    async def insert(self, route_id: str, definition: dict[str, Any]) -> RouteRecord:
+        """Create the route ``route_id``; :class:`StoreConflict` when the id is taken."""
+        now = time.time()
+        async with self._store.transaction() as conn:
+            await conn.execute(
+                sa.insert(routes).values(
+                    id=route_id, definition=definition, created_at=now, updated_at=now
+                )
+            )
+        return RouteRecord(route_id, dict(definition), now, now)
+
     async def put(self, route_id: str, definition: dict[str, Any]) -> RouteRecord:
         """Create or replace the route ``route_id``."""
         now = time.time()

@@ -18,7 +18,15 @@ from sqlalchemy.engine import Connection
 
 from bff.store.errors import StoreError
 
-__all__ = ["MIGRATIONS", "api_keys", "metadata", "migrate", "routes", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "api_keys",
+    "metadata",
+    "migrate",
+    "persisted_operations",
+    "routes",
+    "schema_version",
+]
 
 metadata = sa.MetaData()
 
@@ -60,12 +68,29 @@ routes = sa.Table(
 )
 
 
+persisted_operations = sa.Table(
+    "bff_persisted_operations",
+    metadata,
+    sa.Column("app", sa.String(64), primary_key=True),
+    # Hex SHA-256 of the document text, as automatic persisted queries compute it.
+    sa.Column("hash", sa.String(64), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("name", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+
 def _v1(conn: Connection) -> None:
     api_keys.create(conn, checkfirst=True)
     routes.create(conn, checkfirst=True)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1]
+def _v2(conn: Connection) -> None:
+    persisted_operations.create(conn, checkfirst=True)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1, _v2]
 """``MIGRATIONS[i]`` brings the schema from version ``i`` to ``i + 1``."""
 
 

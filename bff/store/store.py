@@ -26,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 
 from bff.store.api_keys import ApiKeyRepository
 from bff.store.errors import StoreConflict, StoreError
+from bff.store.persisted_operations import PersistedOperationRepository
 from bff.store.routes import RouteRepository
 from bff.store.schema import migrate
 
@@ -74,7 +75,8 @@ class Store:
     """API keys and admin-managed routes, in SQLite or PostgreSQL.
 
     ``schema`` (PostgreSQL only) puts the tables in that schema, created if missing: tests use a
-    fresh one per run. Repositories: :attr:`api_keys`, :attr:`routes`.
+    fresh one per run. Repositories: :attr:`api_keys`, :attr:`routes`,
+    :attr:`persisted_operations`.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class Store:
         self._engine: AsyncEngine | None = None
         self.api_keys = ApiKeyRepository(self)
         self.routes = RouteRepository(self)
+        self.persisted_operations = PersistedOperationRepository(self)
 
     @classmethod
     def from_config(cls, config: StoreConfig) -> Store:

@@ -133,6 +133,15 @@ class CircuitBreaker:
             self.failures = 0
             self._set(CLOSED)
 
+    def reset(self) -> None:
+        """Close the breaker now (an operator's call, from the admin API); counts start over
+        and probes still in flight no longer decide anything."""
+        self.failures = 0
+        self.successes = 0
+        self.probes_in_flight = 0
+        self.generation += 1
+        self._set(CLOSED)
+
     # -- reading --------------------------------------------------------------------------
 
     @property

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from bff.upstream.transport import TransportKind
 from bff.upstream.upstream import Upstream
@@ -22,9 +22,16 @@ class UpstreamPool(Mapping[str, Upstream]):
 
     @classmethod
     def from_config(
-        cls, configs: Mapping[str, UpstreamConfig], *, transport: TransportKind | None = None
+        cls,
+        configs: Mapping[str, UpstreamConfig],
+        *,
+        transport: TransportKind | None = None,
+        observe: Callable[[str], Any] | None = None,
     ) -> UpstreamPool:
-        """Build one :class:`Upstream` per entry of ``upstreams:``."""
+        """Build one :class:`Upstream` per entry of ``upstreams:``.
+
+        ``observe(name)`` gives the telemetry stage factory of upstream ``name`` (or None).
+        """
         built: dict[str, Upstream] = {}
         for name, cfg in configs.items():
             built[name] = Upstream(
@@ -43,6 +50,7 @@ class UpstreamPool(Mapping[str, Upstream]):
                 breaker=cfg.breaker,
                 passive_health=cfg.passive_health,
                 health_check=cfg.health_check,
+                observe=observe(name) if observe is not None else None,
             )
         return cls(built)
 
@@ -54,6 +62,14 @@ class UpstreamPool(Mapping[str, Upstream]):
 
     def __len__(self) -> int:
         return len(self._upstreams)
+
+    def replace(self, upstreams: Mapping[str, Upstream]) -> list[Upstream]:
+        """Serve ``upstreams`` from now on (a configuration reload): one assignment, so a lookup
+        sees the old set or the new one. Returns the upstreams no longer in the pool, still
+        open: the caller closes them once the requests using them are done."""
+        old, self._upstreams = self._upstreams, dict(upstreams)
+        kept = {id(u) for u in self._upstreams.values()}
+        return [u for u in old.values() if id(u) not in kept]
 
     def start(self) -> None:
         """Start background work (active health checks); call from the running event loop."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -69,6 +69,7 @@ class Upstream:
         breaker: BreakerConfig | None = None,
         passive_health: PassiveHealthConfig | None = None,
         health_check: HealthCheckConfig | None = None,
+        observe: Callable[[Upstream, Handler], Handler] | None = None,
     ) -> None:
         if not targets:
             raise ValueError(f"upstream {name!r} has no targets")
@@ -90,6 +91,8 @@ class Upstream:
         self.balance = balance
         self._balancer = make_balancer(balance, self.targets)
         self._count_streams = balance == "least_requests"
+        #: The transport's buffered fast path (``AiohttpTransport.fetch``), if it has one.
+        self._fetch = getattr(self._transport, "fetch", None)
         self._timeouts = self._timeout_extension(connect_timeout, read_timeout)
 
         self.retry_attempts = retries.attempts if retries is not None else 0
@@ -130,6 +133,8 @@ class Upstream:
                 unhealthy_threshold=health_check.unhealthy_threshold,
                 healthy_threshold=health_check.healthy_threshold,
             )
+        #: The telemetry stage's factory (``bff.observability``), outermost in the chain.
+        self.observe = observe
         self._handler: Handler = self._build_chain()
 
     # -- the chain -------------------------------------------------------------------------
@@ -138,6 +143,8 @@ class Upstream:
         # Outermost first, as a call meets them; each stage wraps the next. A stage with
         # nothing to do is left out rather than made to check on every call.
         stages: list[Any] = [_Recorder]
+        if self.observe is not None:
+            stages.insert(0, self.observe)  # sees a call as its caller does: retries included
         if self.breaker is not None:
             stages.append(BreakerStage)
         if self.retry_budget is not None:
@@ -193,28 +200,47 @@ class Upstream:
         raw_target = (target.base_path + path).encode("ascii")
         if call.query:
             raw_target += b"?" + call.query
-        request = httpx.Request(
-            call.method,
-            target.url,
-            headers=call.headers,
-            content=call.content,
-            # httpcore's request-target override: the path and query reach the wire byte for
-            # byte, never re-quoted by httpx's URL parser (the aiohttp transport honours it too).
-            extensions={"timeout": timeouts, "target": raw_target},
-        )
+        # A call whose body is in memory and whose answer is read whole takes the transport's
+        # buffered path when it has one (no httpx request/response models to build).
+        fetch = None if call.stream else self._fetch
+        content = call.content
+        request: httpx.Request | None = None
+        if fetch is None or not (content is None or type(content) is bytes):
+            fetch = None
+            request = httpx.Request(
+                call.method,
+                target.url,
+                headers=call.headers,
+                content=content,
+                # httpcore's request-target override: the path and query reach the wire byte
+                # for byte, never re-quoted by httpx's URL parser (the aiohttp transport
+                # honours it too).
+                extensions={"timeout": timeouts, "target": raw_target},
+            )
         target.active += 1
         counted = True
         try:
-            response = await self._transport.handle_async_request(request)
-            response.request = request
-            if not call.stream:
-                try:
-                    await response.aread()
-                finally:
-                    await response.aclose()
-            elif self._count_streams:
-                response.stream = _CountedStream(response.stream, target)  # type: ignore[arg-type]
-                counted = False
+            if fetch is not None:
+                response = await fetch(
+                    call.method, target.origin, raw_target, call.headers, content, timeouts
+                )
+            else:
+                assert request is not None
+                response = await self._transport.handle_async_request(request)
+                response.request = request
+                if not call.stream:
+                    try:
+                        await response.aread()
+                    finally:
+                        await response.aclose()
+                elif self._count_streams:
+                    response.stream = _CountedStream(response.stream, target)  # type: ignore[arg-type]
+                    counted = False
+        except httpx.PoolTimeout as exc:
+            # Local saturation, not the upstream's fault: no health or breaker penalty.
+            raise UpstreamUnavailable(
+                "connection pool exhausted", upstream=self.name, retry_after=1.0
+            ) from exc
         except httpx.TimeoutException as exc:
             if call.body_error is not None:
                 raise call.body_error from exc

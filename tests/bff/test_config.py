@@ -919,6 +919,7 @@ def test_json_schema_export() -> None:
         "graphql",
         "routes",
         "limits",
+        "compression",
         "cors",
         "observability",
     }

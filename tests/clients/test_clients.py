@@ -79,13 +79,13 @@ async def test_typed_results(pool: UpstreamPool) -> None:
 async def test_create_order(pool: UpstreamPool) -> None:
     client = OrdersClient(pool)
     with upstream_calls() as calls:
-        order = await client.create_order(5, [(3, 2), (4, 1)])
+        order = await client.create_order(977, [(3, 2), (4, 1)])
     assert calls.count("orders") == 1
     assert order.id >= 100000
     assert order.status == "pending"
     assert (await client.get_order(order.id)) == order
     with pytest.raises(BadRequest):
-        await client.create_order(5, [(999999, 1)])
+        await client.create_order(977, [(999999, 1)])
     with pytest.raises(BadRequest):
         await client.create_order(999999, [(1, 1)])
 

@@ -75,7 +75,10 @@ async def gw(own_services: dict[str, ServiceServer]) -> AsyncIterator[Gateway]:
                 "timeout": {"read": 0.5},
             }
             for n in SERVICE_NAMES
-        }
+        },
+        # Any query on iot here, not only the registered ones (tests/bff/graphql/test_persisted.py);
+        # failures stay failures (stale fallbacks: tests/bff/graphql/test_fallbacks.py).
+        "graphql": {"apps": {"iot": {"persisted_queries": "off"}}, "loader_cache": False},
     }
     gateway = build_gateway(demo_config(env, overrides))
     await gateway.startup()

@@ -117,12 +117,12 @@ async def test_a_hung_redis_holds_no_request_past_the_socket_timeout(
             assert not store.available
         finally:
             redis_server.resume()
-        await until(lambda: _available(store))
 
+        async def shared_again() -> bool:
+            await client.get("/api/users/2")  # requests are what schedule the probes
+            return store.available
 
-async def _available(store: RedisStore) -> bool:
-    store._maybe_probe()
-    return store.available
+        await until(shared_again)
 
 
 async def test_fail_closed_answers_503_until_redis_returns(

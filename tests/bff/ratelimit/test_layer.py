@@ -15,7 +15,7 @@ from tests.bff.ratelimit.support import (
 )
 from tests.conftest import SampleServices
 from tests.support.gateway import gql
-from tests.support.servers import free_port
+from tests.support.servers import ThreadedServer, free_port
 
 PLANS: dict[str, Any] = {
     "anonymous": {"per_minute": 3},
@@ -123,7 +123,8 @@ async def test_tier_plans_from_jwt_claims(services: SampleServices) -> None:
 
 
 async def test_tier_plans_from_api_keys(services: SampleServices) -> None:
-    async with limited_gateway(services, limits()) as gw:
+    iot_open = {"graphql": {"apps": {"iot": {"persisted_queries": "off"}}}}  # any query on iot
+    async with limited_gateway(services, {**limits(), **iot_open}) as gw:
         client = gw.client()
         created = await client.post(
             "/admin/keys", json={"name": "device", "tier": "pro"}, headers=ADMIN
@@ -321,3 +322,24 @@ async def test_no_limits_means_no_layer(services: SampleServices) -> None:
         assert gw.gateway.rate_limiter is None
         r = await gw.client().get("/api/users/1")
         assert r.status_code == 200 and quota(r) is None
+
+
+async def test_an_upstreams_own_quota_headers_give_way(services: SampleServices) -> None:
+    async def upstream(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"RateLimit-Remaining", b"999"), (b"x-ratelimit-limit", b"1000")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with ThreadedServer(upstream, lifespan="off") as server:
+        overrides = {
+            **limits(),
+            "upstreams": {"own": {"targets": [server.url]}},
+            "routes": [{"id": "own", "path": "/own", "upstream": "own"}],
+        }
+        async with limited_gateway(services, overrides) as gw:
+            r = await gw.client().get("/own")
+            assert r.status_code == 200 and r.text == "ok"
+            assert r.headers.get_list("ratelimit-remaining") == ["2"]
+            assert quota(r) == (3, 2, 20)
