@@ -211,8 +211,9 @@ class TelemetryLayer:
             "app": record.name if kind == "app" else None,
             "operation": record.operation,
             "status": record.status,
-            "duration_ms": round(duration * 1000, 3),
-            "upstream_ms": round(record.upstream_seconds * 1000, 3),
+            # Microsecond resolution; int() is cheaper than round().
+            "duration_ms": int(duration * 1e6) / 1000,
+            "upstream_ms": int(record.upstream_seconds * 1e6) / 1000,
             "upstream_calls": record.upstream_calls,
             "principal": who,
             "client_ip": client_ip,
