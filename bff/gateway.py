@@ -23,7 +23,10 @@ from bff.config import GatewayConfig, UpstreamConfig
 from bff.edge import REQUEST_ID_KEY, RequestIdLayer
 from bff.edge.client_ip import ClientIp
 from bff.edge.compression import Compression, CompressionLayer
+from bff.edge.cors import CorsLayer, CorsPolicy
+from bff.edge.limits import HeaderLimitLayer
 from bff.edge.request_timeout import RequestTimeoutLayer
+from bff.edge.security_headers import SecurityHeadersLayer
 from bff.edge.telemetry import TelemetryLayer
 from bff.error_mapping import rest_error
 from bff.errors import NotFound
@@ -140,6 +143,12 @@ class Gateway:
         layers: list[Callable[[ASGIApp], ASGIApp]] = [RequestIdLayer]
         if self.telemetry.active:
             layers.append(self._telemetry_layer)  # sees every answer, refusals included
+        layers.append(SecurityHeadersLayer)
+        layers.append(self._header_limit_layer)
+        if self.config.cors.allow_origins:
+            # Before authentication and rate limits: preflights carry no credentials, and
+            # refusals must carry CORS headers for a browser to read them.
+            layers.append(self._cors_layer)
         layers.append(RequestTimeoutLayer)
         if self.config.compression.enabled:
             layers.append(self._compression_layer)
@@ -150,6 +159,23 @@ class Gateway:
         for layer in reversed(layers):
             app = layer(app)
         return app
+
+    def _header_limit_layer(self, app: ASGIApp) -> ASGIApp:
+        return HeaderLimitLayer(app, self.config.limits.max_header_bytes)
+
+    def _cors_layer(self, app: ASGIApp) -> ASGIApp:
+        c = self.config.cors
+        return CorsLayer(
+            app,
+            CorsPolicy(
+                allow_origins=list(c.allow_origins),
+                allow_methods=list(c.allow_methods),
+                allow_headers=list(c.allow_headers),
+                expose_headers=list(c.expose_headers),
+                allow_credentials=c.allow_credentials,
+                max_age=c.max_age,
+            ),
+        )
 
     def _telemetry_layer(self, app: ASGIApp) -> ASGIApp:
         metrics = self.config.observability.metrics

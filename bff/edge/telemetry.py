@@ -33,6 +33,7 @@ from bff.observability.tracing import parse_traceparent
 __all__ = ["TelemetryLayer"]
 
 _CLIENT_GONE = 499  # nginx's "client closed request": no response was sent
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 
 
 class TelemetryLayer:
@@ -91,8 +92,11 @@ class TelemetryLayer:
         else:
             record = RequestRecord(self.telemetry)
         record.request_id = scope.get(REQUEST_ID_KEY)
+        length: bytes | None = None
         for name, value in scope["headers"]:
-            if name == b"traceparent":
+            if name == b"content-length":
+                length = value
+            elif name == b"traceparent":
                 record.traceparent = value
             elif name == b"tracestate":
                 record.tracestate = value
@@ -125,6 +129,14 @@ class TelemetryLayer:
                 record.bytes_in += len(body)
             return message
 
+        # The body's size as declared, when it is; counting what the app reads costs a wrapper
+        # around every receive, so only bodies of unknown length (chunked) are counted.
+        receive_app: Receive = receive
+        if length is not None and length.isdigit():
+            record.bytes_in = int(length)
+        elif scope["method"] not in _BODILESS:
+            receive_app = receive_counted
+
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
@@ -136,7 +148,7 @@ class TelemetryLayer:
 
         failed = False
         try:
-            await self.app(scope, receive_counted, send_observed)
+            await self.app(scope, receive_app, send_observed)
         except BaseException:
             failed = True
             raise
