@@ -26,7 +26,7 @@ from bff.asgi import ASGIApp, Message, Receive, Scope, Send
 from bff.auth.principal import PRINCIPAL_KEY
 from bff.edge.request_id import REQUEST_ID_KEY
 from bff.observability.access_log import format_json, format_text, redact_path, redact_query
-from bff.observability.context import RequestRecord
+from bff.observability.context import RequestRecord, close_record, open_record
 from bff.observability.telemetry import Telemetry
 from bff.observability.tracing import parse_traceparent
 
@@ -120,22 +120,22 @@ class TelemetryLayer:
         metrics = self._metrics
         if metrics is not None:
             metrics.in_flight += 1
-        token = record.open()
-
-        async def receive_counted() -> Message:
-            message = await receive()
-            body = message.get("body")
-            if body:
-                record.bytes_in += len(body)
-            return message
-
         # The body's size as declared, when it is; counting what the app reads costs a wrapper
         # around every receive, so only bodies of unknown length (chunked) are counted.
         receive_app: Receive = receive
         if length is not None and length.isdigit():
             record.bytes_in = int(length)
         elif scope["method"] not in _BODILESS:
+
+            async def receive_counted() -> Message:
+                message = await receive()
+                body = message.get("body")
+                if body:
+                    record.bytes_in += len(body)
+                return message
+
             receive_app = receive_counted
+        token = open_record(record)
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -154,7 +154,7 @@ class TelemetryLayer:
             raise
         finally:
             duration = perf_counter() - start
-            record.close(token)
+            close_record(token)
             if metrics is not None:
                 metrics.in_flight -= 1
             if not record.status:

@@ -96,6 +96,13 @@ class RequestRecord:
         _current.reset(token)  # type: ignore[arg-type]
 
 
+#: ``open_record(record)`` makes ``record`` current and returns a token for
+#: ``close_record(token)``: :meth:`RequestRecord.open`/``close`` without a Python call (the
+#: edge layer's hot path).
+open_record = _current.set
+close_record = _current.reset
+
+
 def current_request() -> RequestRecord | None:
     """The record of the request being served, if the telemetry layer opened one."""
     return _current.get()
