@@ -209,6 +209,8 @@ def gateway_config(urls: dict[str, str], extra: dict[str, Any] | None = None) ->
                 "web": {"path": "/graphql/web", "max_depth": 20, "max_cost": 1000000},
                 "mobile": {"path": "/graphql/mobile"},
             },
+            # Every request executes (the `cached` scenario turns the response cache on).
+            "response_cache": False,
         },
         "routes": [
             {"id": "users", "path": "/api/users", "upstream": "users", "strip_prefix": "/api"},

@@ -112,6 +112,17 @@ def q2(opts: Options) -> list[Result]:
     ]
 
 
+def cached(opts: Options) -> list[Result]:
+    """q2 answered from a warm whole-response cache (anonymous, cacheable for 30 s)."""
+    overrides = copy.deepcopy(opts.overrides)
+    overrides.setdefault("graphql", {}).setdefault("response_cache", True)
+    warm = replace(opts, overrides=overrides)
+    return [
+        _graphql_run("cached q2", Q2, warm, connections=opts.connections),
+        _graphql_run("cached q2", Q2, warm, connections=1),
+    ]
+
+
 # Two windows, as the free/pro/enterprise plans have, high enough never to refuse.
 _NEVER_REFUSING = {"anonymous": {"per_minute": 10**9, "per_hour": 10**10}}
 
@@ -155,6 +166,7 @@ SCENARIOS: dict[str, Callable[[Options], list[Result]]] = {
     "q1": q1,
     "q2": q2,
     "ratelimit": ratelimit,
+    "cached": cached,
 }
 
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from bff.admin.metrics import metrics_router
+from bff.admin.page import AdminPage
 from bff.admin.passthrough import routes_router
 from bff.admin.routes import keys_router, services_router
 from bff.asgi import ASGIApp, Message, Receive, Scope, Send, send_response
@@ -104,11 +105,19 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 class AdminApp:
-    """The admin API's door: bearer token in constant time, then the FastAPI app."""
+    """The admin API's door: bearer token in constant time, then the FastAPI app.
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    ``page`` answers GET and HEAD at ``page_paths`` (the admin page) without a token: it holds
+    no data and asks for the token itself.
+    """
+
+    def __init__(
+        self, app: ASGIApp, token: str, *, page: ASGIApp | None = None, page_paths: Any = ()
+    ) -> None:
         self.app = app
         self._digest = hashlib.sha256(token.encode()).digest()
+        self.page = page
+        self._page_paths = frozenset(page_paths)
 
     def _authorized(self, scope: Scope) -> bool:
         presented = b""
@@ -123,6 +132,13 @@ class AdminApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return
+        if (
+            self.page is not None
+            and scope["path"] in self._page_paths
+            and scope["method"] in ("GET", "HEAD")
+        ):
+            await self.page(scope, receive, send)
             return
         if not self._authorized(scope):
             exc = Unauthenticated("a valid admin token is required")
@@ -182,4 +198,4 @@ def build_admin_app(
                 stats, route_ids=lambda: [r.id for r in served.routes], app_names=app_names
             )
             app.include_router(router, prefix=path)
-    return AdminApp(app, token)
+    return AdminApp(app, token, page=AdminPage(path), page_paths=(path, path + "/"))

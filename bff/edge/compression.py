@@ -157,24 +157,38 @@ class CompressionLayer:
     def __init__(self, app: ASGIApp, compression: Compression | None = None) -> None:
         self.app = app
         self.compression = compression or Compression()
+        self._codings: dict[bytes | None, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] == "HEAD":
             await self.app(scope, receive, send)
             return
-        encoding = negotiate_encoding(header(scope, b"accept-encoding"))
-        responder = _Responder(send, self.compression, encoding)
+        responder = _Responder(send, self, scope)
         await self.app(scope, receive, responder.send)
+
+    def coding_for(self, scope: Scope) -> str:
+        """The coding to answer ``scope`` with (parsed once per distinct header value)."""
+        value = header(scope, b"accept-encoding")
+        coding = self._codings.get(value)
+        if coding is None:
+            coding = negotiate_encoding(value)
+            if len(self._codings) >= 256:  # a bound against clients inventing values
+                self._codings.clear()
+            self._codings[value] = coding
+        return coding
 
 
 class _Responder:
-    __slots__ = ("compression", "encoding", "send_next", "start", "state", "stream")
+    __slots__ = ("compression", "encoding", "layer", "scope", "send_next", "start", "state")
+    __slots__ += ("stream",)
 
     # state: None = undecided (holding the start message), "pass" or "compress"
-    def __init__(self, send: Send, compression: Compression, encoding: str) -> None:
+    def __init__(self, send: Send, layer: CompressionLayer, scope: Scope) -> None:
         self.send_next = send
-        self.compression = compression
-        self.encoding = encoding
+        self.layer = layer
+        self.scope = scope
+        self.compression = layer.compression
+        self.encoding = "identity"
         self.start: Message | None = None
         self.state: str | None = None
         self.stream: Any = None
@@ -195,20 +209,18 @@ class _Responder:
         await self._compress(message)
 
     def _start(self, message: Message) -> None:
-        headers = list(message.get("headers", ()))
-        message["headers"] = headers
+        headers = message.get("headers", ())
         self.start = message
         status = message["status"]
         content_type = content_length = coding = cache_control = None
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-type":
+        for name, value in headers:  # ASGI response header names are lower case
+            if name == b"content-type":
                 content_type = value
-            elif lname == b"content-length":
+            elif name == b"content-length":
                 content_length = value
-            elif lname == b"content-encoding":
+            elif name == b"content-encoding":
                 coding = value
-            elif lname == b"cache-control":
+            elif name == b"cache-control":
                 cache_control = value
         if (
             status < 200
@@ -228,7 +240,9 @@ class _Responder:
                 self.state = "pass"
                 return
         # Compressible: the representation varies with Accept-Encoding from here on.
+        headers = message["headers"] = list(headers)
         _vary_with_accept_encoding(headers)
+        self.encoding = self.layer.coding_for(self.scope)
         if self.encoding == "identity":
             self.state = "pass"
 

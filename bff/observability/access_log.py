@@ -182,8 +182,9 @@ def format_text(entry: dict[str, Any]) -> bytes:
 class AccessLogWriter:
     """Buffers lines on the event loop, writes them on one thread of its own.
 
-    ``stream`` is a binary file (default: standard output, looked up at each write, so a
-    replaced ``sys.stdout`` is followed). ``on_drop(n)`` hears of lines dropped.
+    ``stream`` is a binary file (default: standard output, as ``sys.stdout`` is when a batch
+    of lines starts, so a replaced ``sys.stdout`` is followed). ``on_drop(n)`` hears of lines
+    dropped.
     """
 
     def __init__(
@@ -200,6 +201,7 @@ class AccessLogWriter:
         self._max_pending = max_pending
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._target: Any = stream
         self._pending = 0  # bytes handed to the thread, not yet written
         self._timer: asyncio.TimerHandle | None = None
         self._writing: asyncio.Future[None] | None = None
@@ -214,6 +216,8 @@ class AccessLogWriter:
             if self._on_drop is not None:
                 self._on_drop(1)
             return
+        if not self._buffer and self._stream is None:
+            self._target = sys.stdout
         self._buffer.append(line)
         self._buffered += size
         if self._buffered >= _FLUSH_BYTES:
@@ -234,7 +238,7 @@ class AccessLogWriter:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="bff-access-log")
         loop = asyncio.get_running_loop()
-        self._writing = loop.run_in_executor(self._executor, self._write_out, data)
+        self._writing = loop.run_in_executor(self._executor, self._write_out, data, self._target)
         self._writing.add_done_callback(lambda _: self._written(len(data)))
 
     def _written(self, size: int) -> None:
@@ -243,9 +247,10 @@ class AccessLogWriter:
         if self._buffer:
             self._flush()
 
-    def _write_out(self, data: bytes) -> None:
+    @staticmethod
+    def _write_out(data: bytes, target: Any) -> None:
         try:
-            stream = self._stream if self._stream is not None else sys.stdout.buffer
+            stream = getattr(target, "buffer", target)  # a text stream's bytes underneath
             stream.write(data)
             stream.flush()
         except (OSError, ValueError, AttributeError):

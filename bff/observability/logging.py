@@ -13,6 +13,7 @@ traceback) and any ``extra={...}`` fields. ``text`` gives classic human lines in
 
 from __future__ import annotations
 
+import atexit
 import logging
 import logging.handlers
 import queue
@@ -113,8 +114,8 @@ def configure_logging(
     JSON or text lines, at ``level`` and above. Calling it again replaces the previous set-up.
     Returns the listener (stop it to flush at exit)."""
     global _listener
-    if _listener is not None and _listener._thread is not None:  # still running
-        _listener.stop()
+    if _listener is not None:
+        _stop(_listener)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = _Prepared(records)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -127,4 +128,10 @@ def configure_logging(
     root.setLevel(level.upper())
     _listener = logging.handlers.QueueListener(records, output)
     _listener.start()
+    atexit.register(_stop, _listener)  # the last lines (shutdown's) must reach the output
     return _listener
+
+
+def _stop(listener: logging.handlers.QueueListener) -> None:
+    if listener._thread is not None:  # still running: write what is queued, then stop
+        listener.stop()

@@ -18,6 +18,7 @@ share a ``PROMETHEUS_MULTIPROC_DIR``, every :data:`SAMPLE_INTERVAL` seconds by e
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -483,24 +484,40 @@ class Metrics:
     # -- sampled state ----------------------------------------------------------------------
 
     def watch_upstreams(self, upstreams: Mapping[str, Any]) -> None:
-        """Sample breaker states and target health of ``upstreams`` (``Upstream`` objects) and
-        count breaker transitions as they happen."""
-        for upstream in upstreams.values():
-            if upstream.breaker is not None:
-                upstream.breaker.listeners.append(self.breaker_changed)
+        """Sample breaker states and target health of ``upstreams`` (``Upstream`` objects by
+        name) and count breaker transitions as they happen. The mapping is read at each sample,
+        so upstreams a reload adds, replaces or removes are followed."""
+        shown: set[tuple[str, str]] = set()
 
         def sample() -> None:
+            seen: set[tuple[str, str]] = set()
             for name, upstream in upstreams.items():
                 breaker = upstream.breaker
-                state = _BREAKER_STATES.get(breaker.state, 0.0) if breaker is not None else 0.0
+                state = 0.0
+                if breaker is not None:
+                    if self.breaker_changed not in breaker.listeners:
+                        breaker.listeners.append(self.breaker_changed)
+                    state = _BREAKER_STATES.get(breaker.state, 0.0)
                 self.breaker_state.labels(name).set(state)
                 up = 0
                 for target in upstream.targets:
                     ok = target.available()
                     up += ok
                     self.target_up.labels(name, target.base).set(1.0 if ok else 0.0)
+                    seen.add((name, target.base))
                 self.healthy_targets.labels(name).set(up)
+            if not self.multiprocess:  # (prometheus_client cannot remove series there)
+                gone = {name for name, _ in shown} - {name for name, _ in seen}
+                with contextlib.suppress(KeyError):
+                    for name, target in shown - seen:  # gone with a reload: no stale series
+                        self.target_up.remove(name, target)
+                    for name in gone:
+                        self.breaker_state.remove(name)
+                        self.healthy_targets.remove(name)
+            shown.clear()
+            shown.update(seen)
 
+        sample()
         self._samplers.append(sample)
 
     def watch_rate_limiter(self, limiter: Any) -> None:

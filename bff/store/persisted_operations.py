@@ -54,7 +54,8 @@ class PersistedOperationRepository:
     async def list(self, *, app: str | None = None) -> list[PersistedOperationRecord]:
         """Every registered operation (of one app), by app, name and hash."""
         t = persisted_operations
-        query = sa.select(t).order_by(t.c.app, t.c.name, t.c.hash)
+        # coalesce: unnamed first on SQLite and PostgreSQL alike (they sort NULLs differently)
+        query = sa.select(t).order_by(t.c.app, sa.func.coalesce(t.c.name, ""), t.c.hash)
         if app is not None:
             query = query.where(t.c.app == app)
         async with self._store.connect() as conn:

@@ -2,8 +2,9 @@
 
 Both the GraphQL resolvers (through ``clients/``) and the REST passthrough proxy send their
 requests through here, so timeouts, balancing, retries, breakers, health and metrics apply to
-both alike. The chain of one upstream is assembled in ``Upstream._build_chain``: recorder ->
-circuit breaker -> retries -> send (balancer, deadline, passive health, pooled transport).
+both alike. The chain of one upstream is assembled in ``Upstream._build_chain``: telemetry
+(metrics, tracing; ``bff.observability``) -> recorder -> circuit breaker -> retries -> send
+(balancer, deadline, passive health, pooled transport).
 """
 
 from bff.upstream.balancer import Balancer, make_balancer

@@ -61,7 +61,10 @@ def policy(schema: GraphQLSchema, registry: Registry, text: str) -> CachePolicy:
         ("{ __typename }", NOT_CACHEABLE),
         ("{ __schema { queryType { name } } product(id: 1) { id } }", NOT_CACHEABLE),
         # fragments count where they are spread, named or inline
-        ("{ product(id: 1) { ...F } } fragment F on Product { id reviews { id } }", CachePolicy(60)),
+        (
+            "{ product(id: 1) { ...F } } fragment F on Product { id reviews { id } }",
+            CachePolicy(60),
+        ),
         ("{ product(id: 1) { ... on Product { user: id } } user(id: 2) { id } }", CachePolicy(30)),
         ("query { ...R } fragment R on Query { order(id: 1) { id } }", NOT_CACHEABLE),
         # mutations: never

@@ -167,7 +167,9 @@ async def test_an_app_without_persisted_queries_says_so(client: httpx.AsyncClien
 # -- allow-listed operations (iot) -------------------------------------------------------------
 
 
-async def test_only_registered_operations_run_on_iot(gw: Gateway, client: httpx.AsyncClient) -> None:
+async def test_only_registered_operations_run_on_iot(
+    gw: Gateway, client: httpx.AsyncClient
+) -> None:
     key = await api_key(client)
     digest = await register(gw, "iot", STOCK, "Stock")
     variables = {"id": "5"}
@@ -175,9 +177,13 @@ async def test_only_registered_operations_run_on_iot(gw: Gateway, client: httpx.
     body = {"extensions": persisted(digest), "variables": variables}
     r = await client.post("/graphql/iot", json=body, headers=key)
     assert r.status_code == 200, r.text
-    assert r.json()["data"] == {"product": {"id": "5", "stock": r.json()["data"]["product"]["stock"]}}
+    assert r.json()["data"] == {
+        "product": {"id": "5", "stock": r.json()["data"]["product"]["stock"]}
+    }
     # in full, with or without its hash
-    r = await client.post("/graphql/iot", json={"query": STOCK, "variables": variables}, headers=key)
+    r = await client.post(
+        "/graphql/iot", json={"query": STOCK, "variables": variables}, headers=key
+    )
     assert r.status_code == 200 and "errors" not in r.json()
     body = {"query": STOCK, "variables": variables, "extensions": persisted(digest)}
     assert (await client.post("/graphql/iot", json=body, headers=key)).status_code == 200
@@ -266,7 +272,9 @@ async def test_registered_operations_on_an_apq_app_are_vetted_too(
     assert r.status_code == 200 and "errors" not in r.json()
 
 
-async def test_changes_in_the_store_reach_the_gateway(gw: Gateway, client: httpx.AsyncClient) -> None:
+async def test_changes_in_the_store_reach_the_gateway(
+    gw: Gateway, client: httpx.AsyncClient
+) -> None:
     key = await api_key(client)
     text = "query Status($id: ID!) { order(id: $id) { status } }"
     digest = sha256(text)
@@ -299,14 +307,18 @@ async def test_apq_documents_are_shared_through_redis(
     state = {"state": {"backend": "redis", "redis_url": redis_url, "key_prefix": prefix}}
     query = "query Shared { user(id: 4) { name } }"
     digest = sha256(query)
-    async with own_gateway(services.env, state) as one, own_gateway(services.env, state) as two:
-        async with client_for(one) as a, client_for(two) as b:
-            r = await b.post("/graphql/mobile", json={"extensions": persisted(digest)})
-            assert r.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
-            body = {"query": query, "extensions": persisted(digest)}
-            assert (await a.post("/graphql/mobile", json=body)).status_code == 200
-            r = await b.post("/graphql/mobile", json={"extensions": persisted(digest)})
-            assert r.json() == {"data": {"user": {"name": "User 4"}}}
+    async with (
+        own_gateway(services.env, state) as one,
+        own_gateway(services.env, state) as two,
+        client_for(one) as a,
+        client_for(two) as b,
+    ):
+        r = await b.post("/graphql/mobile", json={"extensions": persisted(digest)})
+        assert r.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+        body = {"query": query, "extensions": persisted(digest)}
+        assert (await a.post("/graphql/mobile", json=body)).status_code == 200
+        r = await b.post("/graphql/mobile", json={"extensions": persisted(digest)})
+        assert r.json() == {"data": {"user": {"name": "User 4"}}}
 
 
 # -- registration (bff persisted) ---------------------------------------------------------------
@@ -333,6 +345,16 @@ def test_vetting_warns_over_the_apps_limits() -> None:
     assert any("cost 6" in w for w in found.warnings)
     assert vet(schema, "{ nope }", Limits).errors
     assert vet(schema, "{ product(", Limits).errors[0].startswith("syntax error")
+
+
+def test_the_docs_cite_the_demo_operations_hashes() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[3]
+    demo = {sha256(p.read_text()) for p in (root / "bff" / "demo_operations").glob("*/*.graphql")}
+    for doc in ("persisted-queries.md", "caching.md"):
+        cited = set(re.findall(r"\b[0-9a-f]{64}\b", (root / "docs" / doc).read_text()))
+        assert cited and cited <= demo, doc
 
 
 def test_the_cli_adds_lists_and_removes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

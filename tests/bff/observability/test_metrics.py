@@ -164,3 +164,85 @@ def test_event_counters_cache_children() -> None:
     assert samples[("bff_ratelimit_refusals_total", (("plan", "none"),))] == 1
     key = (("kind", "route"), ("method", "OTHER"), ("name", "x"), ("status", "2xx"))
     assert samples[("bff_requests_total", key)] == 1
+
+
+def test_the_dashboard_only_uses_exposed_metrics() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads(
+        Path(__file__).parents[3].joinpath("deploy/grafana/bff.json").read_text()
+    )
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bbff_[a-z_]+", expr)}
+    metrics = Metrics(multiprocess=False)
+    exposed = set()
+    for family in metrics.registry.collect():
+        suffixes = ("_total",) if family.type == "counter" else ("_bucket", "_sum", "_count", "")
+        exposed.update(family.name + s for s in suffixes)
+    assert used and used <= exposed, used - exposed
+
+
+def test_the_redis_fallback_is_sampled() -> None:
+    class Limiter:
+        available, decisions = True, 0
+
+        def stats(self) -> dict[str, object]:
+            return {"redis_available": self.available, "local_decisions": self.decisions}
+
+    metrics = Metrics(multiprocess=False)
+    limiter = Limiter()
+    metrics.watch_rate_limiter(limiter)
+    limiter.available, limiter.decisions = False, 7
+    metrics.sample()
+    limiter.decisions = 10
+    metrics.sample()
+    samples = {s.name: s.value for f in metrics.registry.collect() for s in f.samples}
+    assert samples["bff_ratelimit_redis_up"] == 0
+    assert samples["bff_ratelimit_local_decisions_total"] == 10
+
+
+def test_upstream_gauges_follow_a_reload() -> None:
+    from bff.upstream import CircuitBreaker, Target
+
+    class FakeUpstream:
+        def __init__(self, name: str, *urls: str) -> None:
+            self.targets = [Target(u) for u in urls]
+            self.breaker = CircuitBreaker(name, failure_threshold=1)
+
+    metrics = Metrics(multiprocess=False)
+    pool = {
+        "a": FakeUpstream("a", "http://a1:1", "http://a2:1"),
+        "b": FakeUpstream("b", "http://b:1"),
+    }
+    metrics.watch_upstreams(pool)
+    pool["a"].targets[0].healthy = False
+    pool["b"].breaker.record_failure()  # opens it
+    metrics.sample()
+
+    def gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for f in metrics.registry.collect()
+            for s in f.samples
+            if s.name.startswith("bff_upstream")
+        }
+
+    g = gauges()
+    assert g[("bff_upstream_healthy_targets", (("upstream", "a"),))] == 1
+    assert g[("bff_upstream_target_up", (("target", "http://a1:1"), ("upstream", "a")))] == 0
+    assert g[("bff_upstream_breaker_state", (("upstream", "b"),))] == 2
+    key = (("state", "open"), ("upstream", "b"))
+    assert g[("bff_upstream_breaker_transitions_total", key)] == 1
+
+    pool["a"] = FakeUpstream("a", "http://a3:1")  # a reload replaced a, removed b
+    del pool["b"]
+    metrics.sample()
+    g = gauges()
+    assert ("bff_upstream_healthy_targets", (("upstream", "b"),)) not in g
+    assert ("bff_upstream_target_up", (("target", "http://a1:1"), ("upstream", "a"))) not in g
+    assert g[("bff_upstream_target_up", (("target", "http://a3:1"), ("upstream", "a")))] == 1
+    pool["a"].breaker.record_failure()  # the new breaker is watched too
+    key = (("state", "open"), ("upstream", "a"))
+    assert gauges()[("bff_upstream_breaker_transitions_total", key)] == 1

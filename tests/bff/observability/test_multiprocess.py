@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from bff.observability.metrics import SAMPLE_INTERVAL
 from tests.support.servers import ThreadedServer, free_port
 
 
@@ -69,6 +70,9 @@ def test_workers_share_their_metrics(tmp_path: Path) -> None:
                 time.sleep(0.1)
             for _ in range(30):  # a new connection each: the workers share the socket
                 assert httpx.get(base + "/echo").status_code == 200
+            # Each worker publishes its counts every SAMPLE_INTERVAL (the one answering a scrape,
+            # at once): within that, every scrape shows all 30, whichever worker answers.
+            time.sleep(SAMPLE_INTERVAL + 0.5)
             for _ in range(6):
                 text = httpx.get(base + "/metrics").text
                 assert requests_of(text, "echo") == 30
