@@ -2,8 +2,9 @@
 
 The wrk scenarios (``python -m bench healthz q2``) measure the whole server, where a few
 microseconds drown in the noise of a shared machine. This drives the gateway's ASGI app
-directly (no sockets, no uvicorn) with the same request many times, in alternating rounds of
-each configuration, and reports the best round's microseconds per request:
+directly (no sockets, no uvicorn; pinned to the gateway CPU, the sample services in their own
+process on the other) with the same request many times, in alternating rounds of each
+configuration, and reports the best round's microseconds per request:
 
 - ``off``: ``observability.metrics.enabled: false``, ``access_log: off``, no tracing: the
   telemetry layer and the upstream stage are not installed;
@@ -24,16 +25,15 @@ import os
 import time
 import timeit
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
-from bench.runner import gateway_config
+from bench.runner import GATEWAY_CPU, gateway_config, sample_services
 from bench.scenarios import Q2
 from bff.config import validate_config
 from bff.gateway import Gateway, build_gateway
 from bff.observability import Telemetry, loader_batch, note_operation, span
-from services import SERVICE_NAMES, ServiceServer
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "off": {"observability": {"metrics": {"enabled": False}, "access_log": "off"}},
@@ -83,22 +83,22 @@ async def _drive(app: Any, method: str, path: str, body: bytes, n: int) -> float
     return (time.perf_counter() - start) / n
 
 
-async def _gateways(urls: dict[str, str]) -> dict[str, Gateway]:
+async def _gateways(urls: dict[str, str], log: IO[bytes]) -> dict[str, Gateway]:
     out = {}
-    devnull = open(os.devnull, "wb")  # noqa: SIM115 - open for the whole run
     for name, extra in CONFIGS.items():
         config = validate_config(gateway_config(urls, extra))
-        telemetry = Telemetry.from_config(config.observability, access_log_stream=devnull)
+        telemetry = Telemetry.from_config(config.observability, access_log_stream=log)
         gateway = build_gateway(config, telemetry=telemetry)
         await gateway.startup()
         out[name] = gateway
     return out
 
 
-async def measure(requests: int, rounds: int) -> dict[str, dict[str, float]]:
-    servers = [ServiceServer(n).start() for n in SERVICE_NAMES]
-    try:
-        gateways = await _gateways({s.name: s.url for s in servers})
+async def measure(requests: int, rounds: int, log: IO[bytes]) -> dict[str, dict[str, float]]:
+    # The sample services in a process of their own (on the load CPU), so their work is not
+    # counted in the gateway's time.
+    with sample_services(0) as urls:
+        gateways = await _gateways(urls, log)
         body = orjson.dumps({"query": Q2})
         cases = {"healthz": ("GET", "/healthz", b""), "q2": ("POST", "/graphql/web", body)}
         best: dict[str, dict[str, float]] = {case: {} for case in cases}
@@ -113,9 +113,6 @@ async def measure(requests: int, rounds: int) -> dict[str, dict[str, float]]:
         for gw in gateways.values():
             await gw.shutdown()
         return best
-    finally:
-        for s in servers:
-            s.stop()
 
 
 def hooks() -> dict[str, float]:
@@ -147,7 +144,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=7, help="rounds per configuration")
     args = parser.parse_args()
-    best = asyncio.run(measure(args.requests, args.rounds))
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {int(GATEWAY_CPU)})  # as the wrk scenarios pin the gateway
+    with open(os.devnull, "wb") as devnull:
+        best = asyncio.run(measure(args.requests, args.rounds, devnull))
     print("| request | " + " | ".join(CONFIGS) + " |")
     print("|---" * (len(CONFIGS) + 1) + "|")
     for case, by_config in best.items():

@@ -25,9 +25,7 @@ from bench.runner import gateway, gateway_config, sample_services
 from bff.edge.compression import BROTLI_AVAILABLE, Compression
 
 IDS = [str(i) for i in range(1, 21)]
-WEB = (
-    "{ products(limit: 20) { items { id name description imageUrl price { formatted } stock } } }"
-)
+WEB = "{ products(limit: 20) { items { id name description imageUrl price { formatted } stock } } }"
 MOBILE = "{ products(limit: 20) { items { id name imageUrl(size: SMALL) price { formatted } } } }"
 IOT = "query StockLevels($ids: [ID!]!) { products(ids: $ids) { id stock } }"
 
@@ -67,7 +65,10 @@ def measure(url: str) -> list[list[str]]:
                 assert r.status_code == 200, r.text
                 return r
 
-        for label, path, query in (("web", "/graphql/web", WEB), ("mobile", "/graphql/mobile", MOBILE)):
+        for label, path, query in (
+            ("web", "/graphql/web", WEB),
+            ("mobile", "/graphql/mobile", MOBILE),
+        ):
             body = orjson.dumps({"query": query})
             for coding in ("identity", "gzip", *(["br"] if BROTLI_AVAILABLE else [])):
                 headers = {"content-type": "application/json", "accept-encoding": coding}
@@ -81,7 +82,9 @@ def measure(url: str) -> list[list[str]]:
         rows.append(_row("mobile, APQ hash", body, post("/graphql/mobile", body, headers)))
         variables = {"ids": IDS}
         body = orjson.dumps({"query": IOT, "variables": variables})
-        rows.append(_row("iot", body, post("/graphql/iot", body, {"content-type": "application/json"})))
+        rows.append(
+            _row("iot", body, post("/graphql/iot", body, {"content-type": "application/json"}))
+        )
         body = cbor2.dumps({"query": IOT, "variables": variables})
         cbor_headers = {"content-type": "application/cbor", "accept": "application/cbor"}
         rows.append(_row("iot", body, post("/graphql/iot", body, cbor_headers)))
@@ -100,9 +103,7 @@ def compression_cost(url: str, repeats: int = 200) -> list[list[str]]:
             for _ in range(repeats):
                 compressed = compression.compress(body, coding)
             best = min(best, (time.perf_counter() - start) / repeats)
-        out.append(
-            [coding, f"{len(body):,}", f"{len(compressed):,}", f"{best * 1e6:.0f}"]
-        )
+        out.append([coding, f"{len(body):,}", f"{len(compressed):,}", f"{best * 1e6:.0f}"])
     return out
 
 

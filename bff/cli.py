@@ -174,7 +174,8 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
             print(f"  GraphQL {app:<9} {base}/graphql/{app}")
         print(f"  GraphiQL          {base}/graphql/web (open it in a browser)")
         for op in registered:
-            print(f"  {op.app} operation{'':<5} {op.name or '(anonymous)':<12} sha256 {op.hash}")
+            label = f"{op.app} operation"
+            print(f"  {label:<17} {op.name or '(anonymous)':<12} sha256 {op.hash}")
         print(f"  REST passthrough  {base}/api/users/42")
         print(f"  health            {base}/healthz  {base}/readyz")
         print(f"  demo data dir     {demo_dir}")

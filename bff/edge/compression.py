@@ -179,8 +179,16 @@ class CompressionLayer:
 
 
 class _Responder:
-    __slots__ = ("compression", "encoding", "layer", "scope", "send_next", "start", "state")
-    __slots__ += ("stream",)
+    __slots__ = (
+        "compression",
+        "encoding",
+        "layer",
+        "scope",
+        "send_next",
+        "start",
+        "state",
+        "stream",
+    )
 
     # state: None = undecided (holding the start message), "pass" or "compress"
     def __init__(self, send: Send, layer: CompressionLayer, scope: Scope) -> None:

@@ -100,6 +100,7 @@ class TelemetryLayer:
                 record.traceparent = value
             elif name == b"tracestate":
                 record.tracestate = value
+        parsed = None
         if record.traceparent is not None:
             parsed = parse_traceparent(record.traceparent)
             if parsed is None:
@@ -110,13 +111,19 @@ class TelemetryLayer:
         span: Any = None
         span_token: object = None
         if tracing is not None:
-            span, span_token = tracing.start_request(
-                scope["method"],
-                {"http.request.method": scope["method"], "url.path": path},
-                record.traceparent,
-                record.tracestate,
-            )
-            record.trace_id = tracing.trace_id(span)
+            sampled, trace_id = tracing.decide(parsed)
+            if sampled:
+                span, span_token = tracing.start_request(
+                    scope["method"],
+                    {"http.request.method": scope["method"], "url.path": path},
+                    record.traceparent,
+                    record.tracestate,
+                )
+                record.trace_id = tracing.trace_id(span)
+                record.sampled = True
+            else:  # no span at all; the upstreams still get the trace, marked not sampled
+                record.trace_id = trace_id
+                record.traceparent = tracing.unsampled_traceparent(trace_id)
         metrics = self._metrics
         if metrics is not None:
             metrics.in_flight += 1

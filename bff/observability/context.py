@@ -58,6 +58,7 @@ class RequestRecord:
         "operations",
         "rate_limited",
         "request_id",
+        "sampled",
         "status",
         "telemetry",
         "trace_id",
@@ -86,6 +87,8 @@ class RequestRecord:
         self.traceparent: bytes | None = None
         self.tracestate: bytes | None = None
         self.trace_id: str | None = None
+        #: Whether the request's trace is recorded; spans below an unsampled one are skipped.
+        self.sampled = False
 
     def open(self) -> object:
         """Make this record current; returns the token for :meth:`close`."""
@@ -131,7 +134,7 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> AbstractCont
     if record is None:
         return _NULL
     tracing = record.telemetry.tracing
-    if tracing is None:
+    if tracing is None or not record.sampled:
         return _NULL
     return tracing.span(name, attributes)
 
@@ -144,7 +147,7 @@ def loader_batch(loader: str, size: int) -> AbstractContextManager[Any]:
     telemetry = record.telemetry
     if telemetry.metrics is not None:
         telemetry.metrics.loader_batch(loader, size)
-    if telemetry.tracing is None:
+    if telemetry.tracing is None or not record.sampled:
         return _NULL
     return telemetry.tracing.span(f"loader {loader}", {"bff.loader": loader, "bff.batch": size})
 

@@ -6,10 +6,13 @@ OpenTelemetry code runs on the request path. The caller's ``traceparent`` still 
 upstreams then (copied as it came), so a trace stays connected through a gateway that records
 nothing itself.
 
-On, each gateway has its own ``TracerProvider`` (the global one is left alone) with a
-parent-based sampler: a caller's sampling decision is kept; a new trace is recorded with
-probability ``sample_ratio``. Spans go to the OTLP/HTTP exporter through a batching processor
-(a background thread), so exporting never waits on the event loop.
+On, each gateway has its own ``TracerProvider`` (the global one is left alone). Sampling is
+parent-based: a caller's decision is kept; a new trace is recorded with probability
+``sample_ratio``. The decision is taken before any span exists (:meth:`Tracing.decide`), so a
+request that is not sampled creates no span at all, it only passes a ``traceparent`` on (with
+the sampled flag off) to keep the trace connected downstream; everything under a sampled request
+span is recorded. Spans go to the OTLP/HTTP exporter through a batching processor (a background
+thread), so exporting never waits on the event loop.
 
 The span tree of a GraphQL request::
 
@@ -24,6 +27,7 @@ The span tree of a GraphQL request::
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -40,6 +44,10 @@ if TYPE_CHECKING:
     from bff.config import TracingConfig
 
 __all__ = ["TRACE_HEADERS", "Tracing", "parse_traceparent", "traceparent_of"]
+
+_ID64 = 1 << 64
+_LOW64 = _ID64 - 1
+_random_bits = random.getrandbits
 
 TRACE_HEADERS = (b"traceparent", b"tracestate")
 
@@ -81,18 +89,26 @@ class Tracing:
     Build with :meth:`from_config`; :meth:`shutdown` flushes pending spans (at shutdown).
     """
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, sample_ratio: float = 1.0) -> None:
         from opentelemetry import context as otel_context
         from opentelemetry import trace
+        from opentelemetry.trace.span import TraceState
 
         self.provider = provider
         self.tracer = provider.get_tracer("bff")
+        self.sample_ratio = sample_ratio
+        # As OpenTelemetry's TraceIdRatioBased: the low 64 bits of the trace id below a bound.
+        self._bound = round(sample_ratio * _ID64)
         self._trace = trace
         self._attach = otel_context.attach
         self._detach = otel_context.detach
         self._server = trace.SpanKind.SERVER
         self._client = trace.SpanKind.CLIENT
         self._error = trace.Status(trace.StatusCode.ERROR)
+        self._remote_span = trace.NonRecordingSpan
+        self._span_context = trace.SpanContext
+        self._flags = trace.TraceFlags
+        self._state = TraceState
 
     @classmethod
     def from_config(
@@ -109,11 +125,13 @@ class Tracing:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+        from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 
+        # The ratio is applied by decide(), before a request span is started: spans are only
+        # started for traces that are recorded, and their children follow them.
         provider = TracerProvider(
             resource=Resource({"service.name": config.service_name}),
-            sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+            sampler=ParentBased(ALWAYS_ON),
         )
         if config.otlp_endpoint is not None:
             try:
@@ -134,7 +152,26 @@ class Tracing:
             provider.add_span_processor(BatchSpanProcessor(otlp))
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
-        return cls(provider)
+        return cls(provider, config.sample_ratio)
+
+    # -- sampling ---------------------------------------------------------------------------
+
+    def decide(self, parent: tuple[bytes, bytes, int] | None) -> tuple[bool, str]:
+        """Whether a request with this parsed caller ``traceparent`` (None: a new trace) is
+        recorded, and its trace id (the caller's, or a new one)."""
+        if parent is not None:
+            return bool(parent[2] & 1), parent[0].decode("ascii")
+        trace_id = _random_bits(128)
+        return (trace_id & _LOW64) < self._bound, f"{trace_id:032x}"
+
+    @staticmethod
+    def unsampled_traceparent(trace_id: str) -> bytes:
+        """A ``traceparent`` for the upstreams of a request that is not recorded."""
+        return f"00-{trace_id}-{_random_bits(64) or 1:016x}-00".encode("ascii")
+
+    def sampled_root(self) -> bool:
+        """Whether a call made outside any request starts a recorded trace."""
+        return _random_bits(64) < self._bound
 
     # -- the request span (the edge layer) --------------------------------------------------
 
@@ -145,28 +182,25 @@ class Tracing:
         traceparent: bytes | None,
         tracestate: bytes | None,
     ) -> tuple[Span, object]:
-        """Start and make current the SERVER span of a request, child of the caller's
-        ``traceparent`` when it sent one; returns the span and the token for
-        :meth:`end_request`."""
+        """Start and make current the SERVER span of a request :meth:`decide` chose to record,
+        child of the caller's ``traceparent`` when it sent one; returns the span and the token
+        for :meth:`end_request`."""
         trace = self._trace
         parent = None
         if traceparent is not None:
             parsed = parse_traceparent(traceparent)
             if parsed is not None:
-                from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-                from opentelemetry.trace.span import TraceState
-
                 state = None
                 if tracestate:
-                    state = TraceState.from_header([tracestate.decode("latin-1")])
-                remote = SpanContext(
+                    state = self._state.from_header([tracestate.decode("latin-1")])
+                remote = self._span_context(
                     trace_id=int(parsed[0], 16),
                     span_id=int(parsed[1], 16),
                     is_remote=True,
-                    trace_flags=TraceFlags(parsed[2] & 1),
+                    trace_flags=self._flags(parsed[2] & 1),
                     trace_state=state,
                 )
-                parent = trace.set_span_in_context(NonRecordingSpan(remote))
+                parent = trace.set_span_in_context(self._remote_span(remote))
         span = self.tracer.start_span(
             name, context=parent, kind=self._server, attributes=attributes
         )

@@ -4,9 +4,11 @@ It sits outside the breaker and retries, so it sees a call as its caller does: o
 a call however many tries it took, ``unavailable`` when the breaker refused it. The time is to
 the response's headers (a streamed body is the caller's to read).
 
-With tracing on, the call gets a CLIENT span and the upstream a ``traceparent`` naming it; with
-tracing off, a caller's own ``traceparent`` (kept by the edge layer) is passed on unchanged
-when the call does not carry one already.
+With tracing on, the call gets a CLIENT span and the upstream a ``traceparent`` naming it. In a
+trace that is not sampled no span is made (every descendant of an unsampled span is unsampled
+under the parent-based sampler): the upstream gets the request span's context, marked not
+sampled. With tracing off, a caller's own ``traceparent`` (kept by the edge layer) is passed on
+unchanged when the call does not carry one already.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class UpstreamTelemetry:
         record = current_request()
         tracing = self._tracing
         span: Any = None
-        if tracing is not None:
+        if tracing is not None and (
+            record.sampled if record is not None else tracing.sampled_root()
+        ):
             span = tracing.start_client(
                 f"{call.method} {self._name}",
                 {
@@ -63,9 +67,14 @@ class UpstreamTelemetry:
                     "url.template": call.endpoint,
                 },
             )
-            _set_trace_headers(call, traceparent_of(span), span)
+            state = span.get_span_context().trace_state
+            _set_trace_headers(call, traceparent_of(span), state.to_header() if state else "")
         elif record is not None and record.traceparent is not None:
-            _pass_on(call, record.traceparent, record.tracestate)
+            if tracing is not None:  # a trace not sampled: no span, the request's context
+                state = record.tracestate.decode("latin-1") if record.tracestate else ""
+                _set_trace_headers(call, record.traceparent.decode("ascii"), state)
+            else:
+                _pass_on(call, record.traceparent, record.tracestate)
         start = perf_counter()
         try:
             response = await self._next(call)
@@ -120,11 +129,9 @@ def _without_trace_headers(call: UpstreamCall) -> list[Any]:
 _TRACE_NAMES = frozenset({*TRACE_HEADERS, *(h.decode() for h in TRACE_HEADERS)})
 
 
-def _set_trace_headers(call: UpstreamCall, traceparent: str, span: Any) -> None:
-    """Replace any trace context the call carries with the upstream span's."""
+def _set_trace_headers(call: UpstreamCall, traceparent: str, tracestate: str) -> None:
+    """Replace any trace context the call carries with the gateway's."""
     headers = _without_trace_headers(call)
-    state = span.get_span_context().trace_state
-    tracestate = state.to_header() if state else ""
     as_bytes = bool(headers) and isinstance(headers[0][0], bytes)
     if as_bytes:
         headers.append((b"traceparent", traceparent.encode("ascii")))

@@ -111,9 +111,7 @@ async def test_bad_cbor_is_a_clean_400(
 async def test_cbor_only_where_the_app_offers_it(client: httpx.AsyncClient) -> None:
     # web's encodings are [json]: a CBOR body is 415, a CBOR-only Accept is 406.
     args = post_cbor({"query": "{ product(id: 1) { id } }"})
-    r = await client.post(
-        "/graphql/web", content=args["content"], headers={"content-type": CBOR}
-    )
+    r = await client.post("/graphql/web", content=args["content"], headers={"content-type": CBOR})
     assert r.status_code == 415
     r = await client.post(
         "/graphql/web", json={"query": "{ product(id: 1) { id } }"}, headers={"accept": CBOR}

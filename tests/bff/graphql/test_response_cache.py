@@ -209,3 +209,21 @@ async def test_the_response_cache_can_be_turned_off(services: SampleServices) ->
             r = await gql(c, "web", "{ product(id: 81) { id } }")
             assert "x-cache" not in r.headers and "etag" not in r.headers
             assert r.headers["cache-control"] == "max-age=60, public"  # hints still apply
+
+
+async def test_control_characters_never_reach_a_key(
+    client: httpx.AsyncClient, services: SampleServices
+) -> None:
+    query = "query P($id: ID!) { product(id: $id) { id } }"
+    r = await client.post(
+        "/graphql/web", json={"query": query, "variables": {"id": "5"}, "operationName": "P\r\nX"}
+    )
+    assert r.status_code == 400 and "Traceback" not in r.text
+    # Control characters inside a variable are data: escaped in the canonical JSON of the key,
+    # they make an entry of their own and cannot collide with or split another key.
+    weird = {"id": "5\r\nx-cache: HIT\u0000"}
+    r = await gql(client, "web", query, weird)
+    assert r.status_code == 200 and r.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    services.reset()
+    r = await gql(client, "web", query, {"id": "5"})
+    assert r.json() == {"data": {"product": {"id": "5"}}}

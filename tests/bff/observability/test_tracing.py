@@ -159,16 +159,34 @@ async def test_no_opentelemetry_code_runs_when_tracing_is_off(observed_gateway: 
 
 async def test_sampling_is_parent_based(observed_gateway: Any, users_recorder: Any) -> None:
     users_recorder.seen.clear()
+    unsampled_parent = f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"
     overrides = {**NO_PLANS, "observability": {"tracing": {"sample_ratio": 0}}}
     async with observed_gateway(overrides, env={"USERS_URL": users_recorder.url}) as obs:
         await obs.client.get("/api/users/1")  # a new trace, not sampled
+        await obs.client.post("/graphql/web", json={"query": QUERY})
         assert obs.spans.get_finished_spans() == ()
         await obs.client.get("/api/users/1", headers={"traceparent": TRACEPARENT})
         assert len(obs.spans.get_finished_spans()) == 2  # the caller sampled it: kept
-    unsampled, sampled = (t for _, t, _ in users_recorder.seen)
-    assert unsampled is not None  # the context is propagated, marked not sampled
-    assert int(unsampled.rsplit("-", 1)[1], 16) & 1 == 0
+        await obs.client.get("/api/users/1", headers={"traceparent": unsampled_parent})
+        assert len(obs.spans.get_finished_spans()) == 2  # the caller did not: not recorded
+        entries = await obs.log_entries()
+    new_trace, graphql, sampled, not_sampled = (t for _, t, _ in users_recorder.seen)
+    for traceparent, entry in zip((new_trace, graphql), entries, strict=False):
+        # Not recorded, but the trace goes on downstream, marked not sampled.
+        assert traceparent is not None and traceparent.endswith("-00")
+        assert traceparent.split("-")[1] == entry["trace_id"]
     assert sampled is not None and sampled.startswith(f"00-{CALLER_TRACE}-")
+    assert not_sampled is not None and not_sampled.startswith(f"00-{CALLER_TRACE}-")
+    assert not_sampled.endswith("-00") and CALLER_SPAN not in not_sampled
+
+
+async def test_sample_ratio_applies_to_new_traces(observed_gateway: Any) -> None:
+    overrides = {**NO_PLANS, "observability": {"tracing": {"sample_ratio": 0.5}}}
+    async with observed_gateway(overrides) as obs:
+        for _ in range(400):
+            await obs.client.get("/healthz")
+        recorded = len(obs.spans.get_finished_spans())
+    assert 130 < recorded < 270  # binomial(400, 0.5): outside this about once in 10^11
 
 
 class Collector:
