@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from bench.runner import print_results
@@ -23,6 +24,10 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["soak"]:  # its own options: python -m bench soak --help
+        from bench.soak import main as soak
+
+        raise SystemExit(soak(sys.argv[2:]))
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Benchmarks of the gateway: sample services and wrk on CPU 1, the gateway "

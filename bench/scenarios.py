@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import httpx
 
 from bench.runner import (
     Result,
@@ -15,7 +18,9 @@ from bench.runner import (
     gateway,
     gateway_config,
     peak_rss_mb,
+    read_stats,
     redis_server,
+    reset_stats,
     run_wrk,
     sample_services,
 )
@@ -113,14 +118,68 @@ def q2(opts: Options) -> list[Result]:
 
 
 def cached(opts: Options) -> list[Result]:
-    """q2 answered from a warm whole-response cache (anonymous, cacheable for 30 s)."""
+    """q2 answered from a warm whole-response cache (anonymous, cacheable for 30 s), and a
+    passthrough GET answered from a warm REST response cache (``cache: {ttl: 60}``), next to the
+    same GET forwarded uncached."""
     overrides = copy.deepcopy(opts.overrides)
     overrides.setdefault("graphql", {}).setdefault("response_cache", True)
     warm = replace(opts, overrides=overrides)
     return [
         _graphql_run("cached q2", Q2, warm, connections=opts.connections),
         _graphql_run("cached q2", Q2, warm, connections=1),
+        *(
+            _passthrough_run(name, cache, opts, connections=c)
+            for name, cache in (("cached GET", {"ttl": 60}), ("passthrough GET", None))
+            for c in (opts.connections, 1)
+        ),
     ]
+
+
+PASSTHROUGH_PATH = "/api/users/7"
+
+
+def _passthrough_run(
+    name: str, cache: dict[str, Any] | None, opts: Options, *, connections: int
+) -> Result:
+    route: dict[str, Any] = {
+        "id": "users",
+        "path": "/api/users",
+        "methods": ["GET"],
+        "upstream": "users",
+        "strip_prefix": "/api",
+    }
+    if cache is not None:
+        route["cache"] = cache
+    overrides = _with(opts.overrides, {"routes": [route]})
+    with (
+        sample_services(opts.latency_ms, opts.service_processes) as urls,
+        gateway(gateway_config(urls, overrides)) as gw,
+    ):
+        url = gw.url + PASSTHROUGH_PATH
+        run_wrk(url, connections=connections, duration=2)  # warm-up: fills the cache
+        cpu_before = cpu_seconds(gw.pid)
+        stats = run_wrk(url, connections=connections, duration=opts.duration)
+        cpu_ms = (cpu_seconds(gw.pid) - cpu_before) * 1000 / max(stats["total"], 1)
+        time.sleep(1.0)  # let the load run's in-flight requests drain
+        reset_stats(urls)
+        with httpx.Client(timeout=30) as client:
+            for _ in range(20):
+                client.get(url).raise_for_status()
+        per_request = {k: v / 20 for k, v in read_stats(urls).items() if v}
+        return Result(
+            scenario=name,
+            target="gateway",
+            connections=connections,
+            duration_s=opts.duration,
+            requests_per_s=stats["rps"],
+            p50_ms=stats["p50"],
+            p99_ms=stats["p99"],
+            errors=int(stats["errors"]),
+            upstream_per_request=per_request,
+            gateway_peak_rss_mb=peak_rss_mb(gw.pid),
+            latency_ms=opts.latency_ms,
+            gateway_cpu_ms=cpu_ms,
+        )
 
 
 # Two windows, as the free/pro/enterprise plans have, high enough never to refuse.

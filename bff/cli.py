@@ -33,6 +33,7 @@ EXIT_FAILED = 1
 EXIT_INVALID = 2
 
 DEMO_APPS = ("web", "mobile", "iot")
+DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 
 class CommandError(Exception):
@@ -178,6 +179,11 @@ def _demo(host: str, port: int, port_base: int, latency_ms: float) -> int:
             print(f"  {label:<17} {op.name or '(anonymous)':<12} sha256 {op.hash}")
         print(f"  REST passthrough  {base}/api/users/42")
         print(f"  health            {base}/healthz  {base}/readyz")
+        if config.admin.enabled and config.admin.token:
+            # The demo's token is public; one set through BFF_ADMIN_TOKEN is not echoed.
+            shown = config.admin.token if config.admin.token == DEMO_ADMIN_TOKEN else None
+            print(f"  admin page        {base}{config.admin.path}/")
+            print(f"  admin token       {shown or '(the value of BFF_ADMIN_TOKEN)'}")
         print(f"  demo data dir     {demo_dir}")
         print("  a JWT for user 1 (scopes orders:read orders:write), for the Authorization header:")
         print(f"    Bearer {demo_token(secret)}")

@@ -443,7 +443,7 @@ def build_gateway(
         operations.repository = store.persisted_operations
     authenticator = Authenticator.from_config(config, store)
     # Always a proxy, even with no routes yet: the admin API and reloads may add some.
-    proxy = Proxy.from_config(config, upstreams)
+    proxy = Proxy.from_config(config, upstreams, cache=cache)
     admin: ASGIApp | None = None
     route_manager: RouteManager | None = None
     stats: StatsSource | None = None

@@ -28,7 +28,6 @@ from bff.edge.request_id import REQUEST_ID_KEY
 from bff.observability.access_log import format_json, format_text, redact_path, redact_query
 from bff.observability.context import RequestRecord, close_record, open_record
 from bff.observability.telemetry import Telemetry
-from bff.observability.tracing import parse_traceparent
 
 __all__ = ["TelemetryLayer"]
 
@@ -72,6 +71,7 @@ class TelemetryLayer:
         self._rolling = telemetry.rolling
         self._log = telemetry.access_log
         self._format = format_text if telemetry.access_log_format == "text" else format_json
+        self._scan_headers = self._log is not None or self._tracing is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,20 +93,18 @@ class TelemetryLayer:
             record = RequestRecord(self.telemetry)
         record.request_id = scope.get(REQUEST_ID_KEY)
         length: bytes | None = None
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                length = value
-            elif name == b"traceparent":
-                record.traceparent = value
-            elif name == b"tracestate":
-                record.tracestate = value
         parsed = None
-        if record.traceparent is not None:
-            parsed = parse_traceparent(record.traceparent)
-            if parsed is None:
-                record.traceparent = record.tracestate = None
-            else:
-                record.trace_id = parsed[0].decode("ascii")
+        if self._scan_headers:  # the log and tracing need them now; metrics alone never
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    length = value
+                elif name == b"traceparent":
+                    record.traceparent = value
+                elif name == b"tracestate":
+                    record.tracestate = value
+            parsed = record.check_traceparent()
+        else:
+            record.headers = scope["headers"]  # an upstream call may want the trace context
         tracing = self._tracing
         span: Any = None
         span_token: object = None
@@ -132,7 +130,7 @@ class TelemetryLayer:
         receive_app: Receive = receive
         if length is not None and length.isdigit():
             record.bytes_in = int(length)
-        elif scope["method"] not in _BODILESS:
+        elif self._log is not None and scope["method"] not in _BODILESS:
 
             async def receive_counted() -> Message:
                 message = await receive()

@@ -20,6 +20,8 @@ from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from bff.observability.tracing import parse_traceparent
+
 if TYPE_CHECKING:
     from bff.observability.telemetry import Telemetry
 
@@ -50,6 +52,7 @@ class RequestRecord:
         "bytes_in",
         "bytes_out",
         "cache",
+        "headers",
         "kind",
         "name",
         "operation",
@@ -87,8 +90,36 @@ class RequestRecord:
         self.traceparent: bytes | None = None
         self.tracestate: bytes | None = None
         self.trace_id: str | None = None
+        #: The request's headers while the caller's trace context is still unread (read
+        #: lazily by :meth:`resolve_trace` when nothing needed it up front).
+        self.headers: list[tuple[bytes, bytes]] | None = None
         #: Whether the request's trace is recorded; spans below an unsampled one are skipped.
         self.sampled = False
+
+    def check_traceparent(self) -> tuple[bytes, bytes, int] | None:
+        """Validate :attr:`traceparent` (dropped with its ``tracestate`` when malformed) and
+        take its trace id; returns it parsed."""
+        if self.traceparent is None:
+            return None
+        parsed = parse_traceparent(self.traceparent)
+        if parsed is None:
+            self.traceparent = self.tracestate = None
+        else:
+            self.trace_id = parsed[0].decode("ascii")
+        return parsed
+
+    def resolve_trace(self) -> None:
+        """Read the caller's ``traceparent``/``tracestate`` if the edge layer left them."""
+        headers = self.headers
+        if headers is None:
+            return
+        self.headers = None
+        for name, value in headers:
+            if name == b"traceparent":
+                self.traceparent = value
+            elif name == b"tracestate":
+                self.tracestate = value
+        self.check_traceparent()
 
     def open(self) -> object:
         """Make this record current; returns the token for :meth:`close`."""

@@ -40,6 +40,7 @@ def _request_fields() -> dict[str, str]:
     record = current_request()
     if record is None:
         return {}
+    record.resolve_trace()
     out = {}
     if record.request_id:
         out["request_id"] = record.request_id
@@ -109,27 +110,31 @@ def configure_logging(
     fmt: Literal["json", "text"] = "json",
     *,
     stream: IO[str] | None = None,
+    logger: logging.Logger | None = None,
 ) -> logging.handlers.QueueListener:
     """Route every log record through one queue to ``stream`` (default standard error) as
     JSON or text lines, at ``level`` and above. Calling it again replaces the previous set-up.
-    Returns the listener (stop it to flush at exit)."""
+    ``logger`` is the root logger unless given (tests). Returns the listener (stop it to flush
+    at exit)."""
     global _listener
-    if _listener is not None:
+    if _listener is not None and logger is None:
         _stop(_listener)
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     handler = _Prepared(records)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     output = logging.StreamHandler(stream if stream is not None else sys.stderr)
     output.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger()
+    root = logger if logger is not None else logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    _listener = logging.handlers.QueueListener(records, output)
-    _listener.start()
-    atexit.register(_stop, _listener)  # the last lines (shutdown's) must reach the output
-    return _listener
+    listener = logging.handlers.QueueListener(records, output)
+    listener.start()
+    atexit.register(_stop, listener)  # the last lines (shutdown's) must reach the output
+    if logger is None:
+        _listener = listener
+    return listener
 
 
 def _stop(listener: logging.handlers.QueueListener) -> None:

@@ -69,12 +69,17 @@ class UpstreamTelemetry:
             )
             state = span.get_span_context().trace_state
             _set_trace_headers(call, traceparent_of(span), state.to_header() if state else "")
-        elif record is not None and record.traceparent is not None:
-            if tracing is not None:  # a trace not sampled: no span, the request's context
+        elif record is not None:
+            if record.headers is not None:
+                record.resolve_trace()
+            traceparent = record.traceparent
+            if traceparent is None:
+                pass
+            elif tracing is not None:  # a trace not sampled: no span, the request's context
                 state = record.tracestate.decode("latin-1") if record.tracestate else ""
-                _set_trace_headers(call, record.traceparent.decode("ascii"), state)
+                _set_trace_headers(call, traceparent.decode("ascii"), state)
             else:
-                _pass_on(call, record.traceparent, record.tracestate)
+                _pass_on(call, traceparent, record.tracestate)
         start = perf_counter()
         try:
             response = await self._next(call)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,14 +24,16 @@ from bff.auth import ANONYMOUS, PRINCIPAL_KEY, Principal, RouteGuard
 from bff.edge.request_id import REQUEST_ID_KEY
 from bff.error_mapping import rest_error
 from bff.errors import BadRequest, GatewayError, PayloadTooLarge, UpstreamError
-from bff.observability.context import note_route
+from bff.observability.context import note_route, record_cache
 from bff.proxy.body import ClientDisconnected, RequestBody
+from bff.proxy.cache import ResponseCache
 from bff.proxy.headers import forward_request_headers, forward_response_headers
 from bff.proxy.paths import normalize_path, raw_path
 from bff.proxy.routes import Route, RouteTable
 from bff.upstream import IDEMPOTENT_METHODS, Upstream, UpstreamCall, deadline
 
 if TYPE_CHECKING:
+    from bff.cache import CacheStore
     from bff.config import GatewayConfig, RouteConfig
 
 __all__ = ["Proxy"]
@@ -53,20 +55,38 @@ class Proxy:
 
     ``guards`` holds each route's :class:`~bff.auth.RouteGuard` by route id (authorization, and
     the credentials withheld from the upstream); a route without one forwards every header
-    but hop-by-hop ones.
+    but hop-by-hop ones. ``response_cache`` serves the routes with ``cache:`` (without one,
+    they are forwarded uncached).
     """
 
     def __init__(
-        self, table: RouteTable[Upstream], *, guards: Mapping[str, RouteGuard] | None = None
+        self,
+        table: RouteTable[Upstream],
+        *,
+        guards: Mapping[str, RouteGuard] | None = None,
+        response_cache: ResponseCache | None = None,
     ) -> None:
         self.table = table
         self.guards = dict(guards or {})
+        self.response_cache = response_cache
 
     @classmethod
-    def from_config(cls, config: GatewayConfig, upstreams: Mapping[str, Upstream]) -> Proxy:
-        """Compile ``config.routes`` over the built upstream pool."""
+    def from_config(
+        cls,
+        config: GatewayConfig,
+        upstreams: Mapping[str, Upstream],
+        *,
+        cache: CacheStore | None = None,
+    ) -> Proxy:
+        """Compile ``config.routes`` over the built upstream pool; ``cache`` (the process's
+        store) enables the response cache of routes with ``cache:``."""
         table, guards = cls.compile(config, upstreams, config.routes)
-        return cls(table, guards=guards)
+        response_cache = None
+        if cache is not None:
+            response_cache = ResponseCache(
+                cache, credential_headers=("authorization", config.auth.api_keys.header)
+            )
+        return cls(table, guards=guards, response_cache=response_cache)
 
     @staticmethod
     def compile(
@@ -99,6 +119,21 @@ class Proxy:
             route, upstream, call = self._prepare(scope, receive, request_id)
         except GatewayError as exc:
             await _send_error(send, exc, request_id)
+            return
+        cache, policy = self.response_cache, route.cache
+        if cache is not None and policy is not None:
+            if not cache.eligible(scope, policy, call):
+                record_cache("response", "bypass")
+                await self._forward(scope, receive, send, route, upstream, call, request_id)
+                return
+
+            def forward() -> Awaitable[None]:
+                return self._forward(scope, receive, send, route, upstream, call, request_id)
+
+            try:
+                await cache.serve(scope, send, route, policy, upstream, call, forward)
+            except GatewayError as exc:
+                await _send_error(send, exc, request_id)
             return
         await self._forward(scope, receive, send, route, upstream, call, request_id)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bff.errors import MethodNotAllowed, NotFound
+from bff.proxy.cache_policy import RouteCachePolicy
 from bff.proxy.headers import HeaderTransform
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Route(Generic[U]):
         "_total",
         "allow",
         "allow_encoded_slashes",
+        "cache",
         "config",
         "connect_timeout",
         "has_matchers",
@@ -100,6 +102,8 @@ class Route(Generic[U]):
         self.allow_encoded_slashes = config.allow_encoded_slashes
         self.request_transform = HeaderTransform.from_config(config.transforms.request)
         self.response_transform = HeaderTransform.from_config(config.transforms.response)
+        #: The response cache's policy (``cache:``), or None: not cached.
+        self.cache = RouteCachePolicy(config.cache) if config.cache is not None else None
         forwarded_prefix = self.upstream_path(self.prefix)
         self.template = forwarded_prefix.rstrip("/") + "/*"
         if config.split is not None:

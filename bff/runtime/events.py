@@ -150,7 +150,8 @@ class RedisChangeEvents:
         self.live = False
         for client in (self._publisher, self._subscriber):
             with contextlib.suppress(Exception):
-                await client.aclose()
+                async with asyncio.timeout(1.0):
+                    await client.aclose()
 
 
 def change_events_for(config: GatewayConfig, topic: str) -> ChangeEvents:

@@ -90,6 +90,7 @@ class StatsExchange(LocalStats):
             redis_url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout
         )
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._failing = False
 
     def start(self) -> None:
@@ -116,7 +117,7 @@ class StatsExchange(LocalStats):
             await pipe.execute()
 
     async def _publish_forever(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.publish()
                 if self._failing:
@@ -132,7 +133,8 @@ class StatsExchange(LocalStats):
                         type(exc).__name__,
                     )
                 self._failing = True
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval)
 
     async def summary(self, key: str, period: str) -> tuple[WindowSummary, int]:
         own, _ = await super().summary(key, period)
@@ -169,16 +171,22 @@ class StatsExchange(LocalStats):
         return out
 
     async def aclose(self) -> None:
+        """Stop publishing and withdraw this process's figures."""
         task, self._task = self._task, None
+        self._stop.set()
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # A command cancelled half-way can leave the client stuck: let it finish instead.
+            await asyncio.wait({task}, timeout=2.0)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
         with contextlib.suppress(Exception):
-            await self._redis.delete(self._own)
-            await self._redis.srem(self._index, self.instance)
+            async with asyncio.timeout(1.0):
+                await self._redis.delete(self._own)
+                await self._redis.srem(self._index, self.instance)
         with contextlib.suppress(Exception):
-            await self._redis.aclose()
+            async with asyncio.timeout(1.0):
+                await self._redis.aclose()
 
 
 def stats_source_for(config: GatewayConfig, rolling: RollingStats) -> LocalStats:

@@ -27,21 +27,21 @@ def lines_of(stream: io.StringIO, count: int, text: str = "") -> list[dict[str, 
 
 @pytest.fixture
 def captured_root() -> Iterator[io.StringIO]:
-    """Configure logging into a buffer; put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
+    """Logging of the ``bff.test`` loggers set up into a buffer (the real root is left to
+    pytest)."""
+    logger = logging.getLogger("bff.test")
+    logger.propagate = False
     stream = io.StringIO()
-    listener = configure_logging("info", "json", stream=stream)
+    listener = configure_logging("info", "json", stream=stream, logger=logger)
     try:
         yield stream
     finally:
         if listener._thread is not None:
             listener.stop()
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        for h in handlers:
-            root.addHandler(h)
-        root.setLevel(level)
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
 
 
 def test_json_lines_with_extra_fields_and_exceptions(captured_root: io.StringIO) -> None:
@@ -77,9 +77,15 @@ async def test_lines_carry_the_request_id(
     assert line["request_id"] == "req-42" and line["trace_id"] == "ab" * 16
 
 
-def test_text_format(captured_root: io.StringIO) -> None:
+def test_text_format() -> None:
+    logger = logging.getLogger("bff.test.text")
+    logger.propagate = False
     stream = io.StringIO()
-    listener = configure_logging("warning", "text", stream=stream)
-    logging.getLogger("bff.test").warning("plain words")
+    listener = configure_logging("warning", "text", stream=stream, logger=logger)
+    logger.info("below the level")
+    logger.warning("plain words")
     listener.stop()
-    assert "WARNING bff.test plain words" in stream.getvalue()
+    logger.removeHandler(logger.handlers[0])
+    logger.propagate = True
+    assert "WARNING bff.test.text plain words" in stream.getvalue()
+    assert "below the level" not in stream.getvalue()

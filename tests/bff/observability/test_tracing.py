@@ -128,12 +128,27 @@ async def test_without_tracing_the_callers_context_travels_on(
         assert obs.gateway.telemetry.tracing is None
         headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
         await obs.client.post("/graphql/web", json={"query": QUERY}, headers=headers)
+        # Distinct users: the route's response cache would answer repeats itself.
         await obs.client.get("/api/users/1", headers=headers)
-        await obs.client.get("/api/users/1", headers={"traceparent": "00-garbage"})
+        await obs.client.get("/api/users/2", headers={"traceparent": "00-garbage"})
         entries = await obs.log_entries()
     assert [t for _, t, _ in users_recorder.seen] == [TRACEPARENT, TRACEPARENT, "00-garbage"]
     assert users_recorder.seen[0][2] == "vendor=1"
     assert [e["trace_id"] for e in entries] == [CALLER_TRACE, CALLER_TRACE, None]
+
+
+async def test_without_tracing_or_log_the_context_is_read_when_needed(
+    observed_gateway: Any, users_recorder: Any
+) -> None:
+    users_recorder.seen.clear()
+    overrides = {**NO_PLANS, "observability": {"access_log": "off"}}
+    env = {"USERS_URL": users_recorder.url}
+    async with observed_gateway(overrides, env=env, tracing=False) as obs:
+        headers = {"traceparent": TRACEPARENT, "tracestate": "vendor=1"}
+        await obs.client.post("/graphql/web", json={"query": QUERY}, headers=headers)
+        other = QUERY.replace("limit: 2", "limit: 3")  # never served from a cache
+        await obs.client.post("/graphql/web", json={"query": other})
+    assert users_recorder.seen == [("/users", TRACEPARENT, "vendor=1"), ("/users", None, None)]
 
 
 async def test_no_opentelemetry_code_runs_when_tracing_is_off(observed_gateway: Any) -> None:
@@ -165,9 +180,9 @@ async def test_sampling_is_parent_based(observed_gateway: Any, users_recorder: A
         await obs.client.get("/api/users/1")  # a new trace, not sampled
         await obs.client.post("/graphql/web", json={"query": QUERY})
         assert obs.spans.get_finished_spans() == ()
-        await obs.client.get("/api/users/1", headers={"traceparent": TRACEPARENT})
+        await obs.client.get("/api/users/2", headers={"traceparent": TRACEPARENT})
         assert len(obs.spans.get_finished_spans()) == 2  # the caller sampled it: kept
-        await obs.client.get("/api/users/1", headers={"traceparent": unsampled_parent})
+        await obs.client.get("/api/users/3", headers={"traceparent": unsampled_parent})
         assert len(obs.spans.get_finished_spans()) == 2  # the caller did not: not recorded
         entries = await obs.log_entries()
     new_trace, graphql, sampled, not_sampled = (t for _, t, _ in users_recorder.seen)
