@@ -431,9 +431,10 @@ class CostControl:
             exc = DepthLimitExceeded("the operation is nested too deeply", limit=self.max_depth)
             return _Verdict(OperationAnalysis(0, 0, 0, 0), _refusal(exc))
         refusal: OperationLimitExceeded | None = None
-        if analysis.introspection:
-            pass
-        elif analysis.depth > self.max_depth:
+        # Introspection is exempt from depth and cost (tools' introspection queries are deep),
+        # never from aliases or root fields: `{ a0: __schema {...} a1: __schema {...} ... }` is
+        # the classic way to make a server build the same large answer thousands of times.
+        if not analysis.introspection and analysis.depth > self.max_depth:
             refusal = DepthLimitExceeded(
                 f"the operation has depth {analysis.depth}; this endpoint allows {self.max_depth}",
                 limit=self.max_depth,
@@ -453,7 +454,11 @@ class CostControl:
                 limit=self.max_root_fields,
                 actual=analysis.root_fields,
             )
-        elif isinstance(analysis.cost, int) and analysis.cost > self.max_cost:
+        elif (
+            not analysis.introspection
+            and isinstance(analysis.cost, int)
+            and analysis.cost > self.max_cost
+        ):
             refusal = self._over_cost(analysis.cost)
         return _Verdict(analysis, _refusal(refusal) if refusal is not None else None)
 

@@ -276,6 +276,16 @@ async def test_introspection_is_not_limited(client: httpx.AsyncClient) -> None:
     assert r.status_code == 200 and "errors" not in r.json()
 
 
+async def test_introspection_alias_bombs_are_refused(client: httpx.AsyncClient) -> None:
+    bomb = "{ " + " ".join(f"a{i}: __schema {{ types {{ name }} }}" for i in range(31)) + " }"
+    r = await gql(client, "web", bomb)
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["extensions"]["code"] == "ALIAS_LIMIT_EXCEEDED"
+    many = "{ " + " ".join(f"a{i}: __typename" for i in range(40)) + " }"
+    r = await gql(client, "web", many)
+    assert r.json()["errors"][0]["extensions"]["code"] == "ALIAS_LIMIT_EXCEEDED"
+
+
 # -- batching -------------------------------------------------------------------------------------
 
 
