@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -12,7 +14,9 @@ from typing import Any
 import httpx
 
 from bench.runner import (
+    LOAD_CPU,
     Result,
+    _pinned,
     cpu_seconds,
     exact_upstream_counts,
     gateway,
@@ -182,6 +186,81 @@ def _passthrough_run(
         )
 
 
+def _open_loop(url: str, rate: float, duration: float) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.openloop",
+        url,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(duration),
+    ]
+    out = subprocess.run(_pinned(LOAD_CPU, cmd), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def passthrough(opts: Options) -> list[Result]:
+    """GET /api/users/42 through the gateway (auth off, no cache) vs directly to the service,
+    32 connections; then the latency the gateway adds at 1,000 req/s and at half its max rate
+    (open loop, from the schedule)."""
+    path = "/api/users/42"
+    route = {
+        "id": "users",
+        "path": "/api/users",
+        "methods": ["GET"],
+        "upstream": "users",
+        "strip_prefix": "/api",
+    }
+    overrides = _with(opts.overrides, {"routes": [route]})
+    results: list[Result] = []
+    with (
+        sample_services(opts.latency_ms, opts.service_processes) as urls,
+        gateway(gateway_config(urls, overrides)) as gw,
+    ):
+        direct_url = urls["users"] + "/users/42"
+        gateway_url = gw.url + path
+        for target, url in (("direct", direct_url), ("gateway", gateway_url)):
+            run_wrk(url, connections=opts.connections, duration=2)
+            cpu_before = cpu_seconds(gw.pid)
+            stats = run_wrk(url, connections=opts.connections, duration=opts.duration)
+            cpu_ms = (cpu_seconds(gw.pid) - cpu_before) * 1000 / max(stats["total"], 1)
+            results.append(
+                Result(
+                    scenario="passthrough",
+                    target=target,
+                    connections=opts.connections,
+                    duration_s=opts.duration,
+                    requests_per_s=stats["rps"],
+                    p50_ms=stats["p50"],
+                    p99_ms=stats["p99"],
+                    errors=int(stats["errors"]),
+                    gateway_peak_rss_mb=peak_rss_mb(gw.pid) if target == "gateway" else None,
+                    latency_ms=opts.latency_ms,
+                    gateway_cpu_ms=cpu_ms if target == "gateway" else None,
+                )
+            )
+        max_rate = results[-1].requests_per_s
+        for rate in (1000.0, round(max_rate / 2)):
+            for target, url in (("direct", direct_url), ("gateway", gateway_url)):
+                figures = _open_loop(url, rate, min(opts.duration, 10.0))
+                results.append(
+                    Result(
+                        scenario=f"passthrough @ {rate:,.0f} req/s",
+                        target=target,
+                        connections=0,
+                        duration_s=min(opts.duration, 10.0),
+                        requests_per_s=rate,
+                        p50_ms=figures["p50_ms"],
+                        p99_ms=figures["p99_ms"],
+                        errors=int(figures["errors"]),
+                        latency_ms=opts.latency_ms,
+                    )
+                )
+    return results
+
+
 # Two windows, as the free/pro/enterprise plans have, high enough never to refuse.
 _NEVER_REFUSING = {"anonymous": {"per_minute": 10**9, "per_hour": 10**10}}
 
@@ -226,6 +305,7 @@ SCENARIOS: dict[str, Callable[[Options], list[Result]]] = {
     "q2": q2,
     "ratelimit": ratelimit,
     "cached": cached,
+    "passthrough": passthrough,
 }
 
 

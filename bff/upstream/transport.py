@@ -11,14 +11,20 @@ httpcore's ``target`` extension) and bodies are not decompressed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from typing import Literal
 
 import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport", "BufferedResponse", "TransportKind", "make_transport"]
+__all__ = [
+    "AiohttpTransport",
+    "BufferedResponse",
+    "StreamedResponse",
+    "TransportKind",
+    "make_transport",
+]
 
 TransportKind = Literal["aiohttp", "httpx"]
 
@@ -46,6 +52,23 @@ class _AiohttpStream(httpx.AsyncByteStream):
         if self._release_slot is not None:
             release, self._release_slot = self._release_slot, None
             release()
+
+
+def _client_error(exc: BaseException) -> BaseException:
+    """The httpx exception for an aiohttp one (the same exception when there is none)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timeout")
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx.ReadTimeout(str(exc) or "read timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc))
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
+    ):
+        return httpx.ReadError(str(exc))
+    if isinstance(exc, aiohttp.ClientError):
+        return httpx.RemoteProtocolError(str(exc))
+    return exc
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -146,17 +169,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except BaseException as exc:
             self._slots.release()
-            if isinstance(exc, aiohttp.ConnectionTimeoutError):
-                raise httpx.ConnectTimeout(str(exc) or "connect timeout", request=request) from exc
-            if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-                raise httpx.ReadTimeout(str(exc) or "read timeout", request=request) from exc
-            if isinstance(exc, aiohttp.ClientConnectorError):
-                raise httpx.ConnectError(str(exc), request=request) from exc
-            if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-                raise httpx.ReadError(str(exc), request=request) from exc
-            if isinstance(exc, aiohttp.ClientError):
-                raise httpx.RemoteProtocolError(str(exc), request=request) from exc
-            raise
+            mapped = _client_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         return httpx.Response(
             status_code=resp.status,
             headers=resp.raw_headers,
@@ -182,15 +198,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         query, sent byte for byte.
         """
         session = self._get_session()
-        connect = timeouts.get("connect")
-        pool = timeouts.get("pool")
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=(connect + pool) if connect is not None and pool is not None else connect,
-            sock_connect=connect,
-            sock_read=timeouts.get("read"),
-        )
-        await self._acquire_slot(pool)
+        timeout = _client_timeout(timeouts)
+        await self._acquire_slot(timeouts.get("pool"))
         try:
             async with session.request(
                 method,
@@ -203,51 +212,88 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             ) as resp:
                 content = await resp.read()
                 return BufferedResponse(resp.status, resp.raw_headers, content)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(str(exc) or "connect timeout") from exc
-        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc)) from exc
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientOSError,
-            aiohttp.ClientPayloadError,
-        ) as exc:
-            raise httpx.ReadError(str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from exc
+        except BaseException as exc:
+            mapped = _client_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
         finally:
             self._slots.release()
+
+    async def open(
+        self,
+        method: str,
+        origin: str,
+        target: bytes,
+        headers: Sequence[tuple[str, str]] | Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterable[bytes] | None,
+        timeouts: Mapping[str, float | None],
+    ) -> httpx.Response:
+        """Send a request and return as soon as the answer's head arrives, body unread.
+
+        :meth:`fetch`'s counterpart for streams (the proxy): the body may itself be an async
+        iterable, and the answer is a :class:`StreamedResponse` whose ``stream`` yields the
+        upstream's chunks as they come; closing it returns the connection.
+        """
+        session = self._get_session()
+        pool = timeouts.get("pool")
+        timeout = _client_timeout(timeouts)
+        data: object = body if body is None or isinstance(body, bytes) else _chunks(body)
+        await self._acquire_slot(pool)
+        try:
+            resp = await session.request(
+                method,
+                URL(origin + target.decode("latin-1"), encoded=True),
+                headers=_str_headers(headers),
+                data=data,
+                timeout=timeout,
+                allow_redirects=False,
+                compress=False,
+            )
+        except BaseException as exc:
+            self._slots.release()
+            mapped = _client_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return StreamedResponse(
+            resp.status, resp.raw_headers, _AiohttpStream(resp, self._slots.release)
+        )
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
 
-class BufferedResponse(httpx.Response):
-    """A complete, already read ``httpx.Response``, built without httpx's model work.
+def _client_timeout(timeouts: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+    connect = timeouts.get("connect")
+    pool = timeouts.get("pool")
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=(connect + pool) if connect is not None and pool is not None else connect,
+        sock_connect=connect,
+        sock_read=timeouts.get("read"),
+    )
 
-    Headers stay in their raw form until something reads them. Everything else behaves as an
-    ``httpx.Response`` whose body was read (``content``, ``json()``, ``text``, ``aread()``).
-    """
 
-    def __init__(  # deliberately not calling httpx.Response.__init__
-        self, status_code: int, raw_headers: Sequence[tuple[bytes, bytes]], content: bytes
-    ) -> None:
-        self.status_code = status_code
-        self._raw_headers = raw_headers
-        self._parsed_headers: httpx.Headers | None = None
-        self._request = None
-        self.next_request = None
-        self.extensions = {"http_version": b"HTTP/1.1"}
-        self.history = []
-        self.is_closed = True
-        self.is_stream_consumed = True
-        self.default_encoding = "utf-8"
-        self._content = content
-        self.stream = httpx.ByteStream(content)
-        self._num_bytes_downloaded = len(content)
+def _str_headers(
+    headers: Sequence[tuple[str, str]] | Sequence[tuple[bytes, bytes]],
+) -> Sequence[tuple[str, str]]:
+    if headers and isinstance(headers[0][0], bytes):
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]  # type: ignore[union-attr]
+    return headers  # type: ignore[return-value]
+
+
+async def _chunks(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async for chunk in body:
+        yield chunk
+
+
+class _LazyHeadersResponse(httpx.Response):
+    """An ``httpx.Response`` built without httpx's model work; headers parsed only if read."""
+
+    _raw_headers: Sequence[tuple[bytes, bytes]]
+    _parsed_headers: httpx.Headers | None
 
     @property
     def headers(self) -> httpx.Headers:
@@ -258,6 +304,50 @@ class BufferedResponse(httpx.Response):
     @headers.setter
     def headers(self, value: httpx.Headers) -> None:
         self._parsed_headers = httpx.Headers(value)
+
+    def _init_common(self, status_code: int, raw_headers: Sequence[tuple[bytes, bytes]]) -> None:
+        self.status_code = status_code
+        self._raw_headers = raw_headers
+        self._parsed_headers = None
+        self._request = None
+        self.next_request = None
+        self.extensions = {"http_version": b"HTTP/1.1"}
+        self.history = []
+        self.default_encoding = "utf-8"
+
+
+class StreamedResponse(_LazyHeadersResponse):
+    """An ``httpx.Response`` whose body is still to be read from ``stream``."""
+
+    def __init__(  # deliberately not calling httpx.Response.__init__
+        self,
+        status_code: int,
+        raw_headers: Sequence[tuple[bytes, bytes]],
+        stream: httpx.AsyncByteStream,
+    ) -> None:
+        self._init_common(status_code, raw_headers)
+        self.is_closed = False
+        self.is_stream_consumed = False
+        self.stream = stream
+        self._num_bytes_downloaded = 0
+
+
+class BufferedResponse(_LazyHeadersResponse):
+    """A complete, already read ``httpx.Response``.
+
+    Everything behaves as an ``httpx.Response`` whose body was read (``content``, ``json()``,
+    ``text``, ``aread()``).
+    """
+
+    def __init__(  # deliberately not calling httpx.Response.__init__
+        self, status_code: int, raw_headers: Sequence[tuple[bytes, bytes]], content: bytes
+    ) -> None:
+        self._init_common(status_code, raw_headers)
+        self.is_closed = True
+        self.is_stream_consumed = True
+        self._content = content
+        self.stream = httpx.ByteStream(content)
+        self._num_bytes_downloaded = len(content)
 
 
 async def _iter_request(stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:

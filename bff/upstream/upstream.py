@@ -91,8 +91,10 @@ class Upstream:
         self.balance = balance
         self._balancer = make_balancer(balance, self.targets)
         self._count_streams = balance == "least_requests"
-        #: The transport's buffered fast path (``AiohttpTransport.fetch``), if it has one.
+        #: The transport's own buffered and streamed paths (``AiohttpTransport.fetch`` and
+        #: ``.open``), if it has them.
         self._fetch = getattr(self._transport, "fetch", None)
+        self._open = getattr(self._transport, "open", None)
         self._timeouts = self._timeout_extension(connect_timeout, read_timeout)
 
         self.retry_attempts = retries.attempts if retries is not None else 0
@@ -200,13 +202,14 @@ class Upstream:
         raw_target = (target.base_path + path).encode("ascii")
         if call.query:
             raw_target += b"?" + call.query
-        # A call whose body is in memory and whose answer is read whole takes the transport's
-        # buffered path when it has one (no httpx request/response models to build).
-        fetch = None if call.stream else self._fetch
+        # The transport's own paths (no httpx request/response models to build) serve a
+        # buffered call whose body is in memory, and any streamed call; httpx's generic
+        # path serves the rest (and transports without them).
         content = call.content
+        fast = self._open if call.stream else self._fetch
         request: httpx.Request | None = None
-        if fetch is None or not (content is None or type(content) is bytes):
-            fetch = None
+        if fast is None or not (call.stream or content is None or type(content) is bytes):
+            fast = None
             request = httpx.Request(
                 call.method,
                 target.url,
@@ -220,8 +223,8 @@ class Upstream:
         target.active += 1
         counted = True
         try:
-            if fetch is not None:
-                response = await fetch(
+            if fast is not None:
+                response = await fast(
                     call.method, target.origin, raw_target, call.headers, content, timeouts
                 )
             else:
@@ -233,9 +236,9 @@ class Upstream:
                         await response.aread()
                     finally:
                         await response.aclose()
-                elif self._count_streams:
-                    response.stream = _CountedStream(response.stream, target)  # type: ignore[arg-type]
-                    counted = False
+            if call.stream and self._count_streams:
+                response.stream = _CountedStream(response.stream, target)
+                counted = False
         except httpx.PoolTimeout as exc:
             # Local saturation, not the upstream's fault: no health or breaker penalty.
             raise UpstreamUnavailable(

@@ -395,7 +395,8 @@ async def test_concurrent_misses_share_a_failure_and_not_a_private_answer(
         assert origin.count("/c/down") == 1
         origin.failing = None
         private = await asyncio.gather(*(client.get("/c/r?cc=no-store") for _ in range(5)))
-        assert sorted(r.json()["n"] for r in private) == [1, 2, 3, 4, 5]  # each its own
+        assert {r.status_code for r in private} == {200}
+    assert origin.count("/c/r?cc=no-store") == 5  # not storable: each asked for its own
 
 
 async def test_huge_vary_sets_are_not_stored(origin_server: ThreadedServer, origin: Origin) -> None:
