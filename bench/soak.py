@@ -294,7 +294,7 @@ def report(result: SoakResult, command: str) -> str:
         t, rss = samples[i]
         phase = "warm-up" if t < result.warmup_s else ""
         rows.append(f"| {t:g} | {rss:.1f} | {phase} |")
-    statuses = ", ".join(f"{n:,} × {s}" for s, n in sorted(result.statuses.items()))
+    statuses = ", ".join(f"{n:,} x {s}" for s, n in sorted(result.statuses.items()))
     values = [r for _, r in samples]
     verdict = "flat" if result.flat else "GROWING"
     return "\n".join(
