@@ -181,8 +181,12 @@ def test_workers_serve_reload_and_stop(
     args = ["--workers", "2", "--allow-local-state"]
     with GatewayProcess(path, args=args) as gw:
         gw.wait_for_log("Started parent process")
-        for _ in range(2):  # both workers up
-            gw.wait_for_log("Application startup complete", timeout=30)
+        # Both workers up: the log must hold the line twice (waiting for it twice would find
+        # the first worker's line both times and signal a worker that is still starting).
+        deadline = time.monotonic() + 30
+        while gw.log().count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, gw.log()
+            time.sleep(0.05)
         reviews = gw.url + "/api/reviews?product_ids=1"
         data["routes"].append(REVIEWS)
         write_config(path, data)
