@@ -6,14 +6,17 @@ to ``bff serve`` on 127.0.0.1, in a fixed rotation of 20:
 - 1 GraphQL q1 (4 upstream requests) and 6 q2 (1 upstream request) on ``/graphql/web``;
 - 9 passthrough GETs of ``/api/users/<1..100>`` and 1 list ``/api/users?limit=5&offset=<n>``;
 - errors: 1 gateway 404 on a path never seen before (``/api/nope/<n>``), 1 upstream 404
-  (``/api/users/9999999``) and 1 GraphQL validation error on a document never seen before.
+  (``/api/users/9999999``) and 1 GraphQL validation error, cycling through 1,000 distinct
+  invalid documents (``--distinct-documents 0``: every one new).
 
-The unique paths and documents are there on purpose: nothing a client sends may grow the
-gateway's memory without bound (metric labels, caches, rolling windows). The gateway's resident
-set (``VmRSS``) is read from ``/proc`` every second; after warm-up (the first 20% of the run,
-at least 20 s) it must stay flat: the last samples within 5% (or 8 MB) of those at the end of
-warm-up. The report is a markdown section with a table and a sparkline of the curve, for
-docs/performance.md.
+The never-seen paths are there on purpose: nothing a client sends may grow the gateway's memory
+without bound (metric labels, caches, rolling windows). Never-seen documents do fill the parsed
+document cache, up to its bound: that flood is a separate run (``--distinct-documents 0``).
+
+The gateway's resident set (``VmRSS``) is read from ``/proc`` every second; after warm-up (the
+first 20% of the run, at least 20 s) it must stay flat: the last samples within 5% (or 8 MB) of
+those at the end of warm-up. The report is a markdown section with a table and a sparkline of
+the curve, for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -74,7 +77,8 @@ request = function()
   elseif k == 18 then
     return wrk.format("GET", "/api/users/9999999")
   else
-    return wrk.format("POST", "/graphql/web", json, '{{"query": "{{ nope' .. sent .. ' }}"}}')
+    local n = {distinct} > 0 and sent % {distinct} or sent
+    return wrk.format("POST", "/graphql/web", json, '{{"query": "{{ nope' .. n .. ' }}"}}')
   end
 end
 
@@ -165,13 +169,16 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[m.group(2)]
 
 
-def _wrk(url: str, requests: int, max_seconds: float, connections: int) -> dict[str, Any]:
+def _wrk(
+    url: str, requests: int, max_seconds: float, connections: int, distinct_documents: int
+) -> dict[str, Any]:
     marker = Path(tempfile.mkdtemp(prefix="bff-soak-wrk-")) / "done"
     script = _LUA.format(
         q1=json.dumps(json.dumps({"query": Q1})),
         q2=json.dumps(json.dumps({"query": Q2})),
         limit=requests,
         marker=json.dumps(str(marker)),
+        distinct=distinct_documents,
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
@@ -237,7 +244,9 @@ def analyse(result: SoakResult) -> SoakResult:
     return result
 
 
-def run_soak(requests: int, max_seconds: float, connections: int) -> SoakResult:
+def run_soak(
+    requests: int, max_seconds: float, connections: int, distinct_documents: int = 1000
+) -> SoakResult:
     overrides = {
         "store": {"url": f"sqlite:///{tempfile.mkdtemp(prefix='bff-soak-')}/bff.db"},
         "admin": {"token": "soak-admin-token"},
@@ -252,7 +261,7 @@ def run_soak(requests: int, max_seconds: float, connections: int) -> SoakResult:
         started = time.monotonic()
         sampler.start()
         try:
-            stats = _wrk(gw.url, requests, max_seconds, connections)
+            stats = _wrk(gw.url, requests, max_seconds, connections, distinct_documents)
         finally:
             sampler.stop()
         seconds = time.monotonic() - started
@@ -336,11 +345,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200_000, help="requests to send")
     parser.add_argument("--max-seconds", type=float, default=900, help="stop after this long")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument(
+        "--distinct-documents",
+        type=int,
+        default=1000,
+        help="invalid GraphQL documents cycled through (0: every one new, a flood that fills "
+        "the document cache to its bound)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     args = parser.parse_args(argv)
-    result = run_soak(args.requests, args.max_seconds, args.connections)
-    command = "python -m bench soak" + (
-        f" --requests {args.requests}" if args.requests != 200_000 else ""
+    result = run_soak(args.requests, args.max_seconds, args.connections, args.distinct_documents)
+    command = "python -m bench soak" + "".join(
+        f" {flag} {value}"
+        for flag, value, default in (
+            ("--requests", args.requests, 200_000),
+            ("--distinct-documents", args.distinct_documents, 1000),
+        )
+        if value != default
     )
     print(report(result, command))
     if args.json:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -105,6 +106,7 @@ def _wait_healthy(urls: Sequence[str], timeout: float = 15.0) -> None:
 
     deadline = time.monotonic() + timeout
     pending = list(urls)
+    pause = threading.Event()  # never set: a plain wait between polls
     while pending:
         url = pending[0]
         try:
@@ -116,7 +118,7 @@ def _wait_healthy(urls: Sequence[str], timeout: float = 15.0) -> None:
             pass
         if time.monotonic() > deadline:
             raise CommandError(f"sample service at {url} did not start within {timeout:.0f} s")
-        time.sleep(0.1)
+        pause.wait(0.1)
 
 
 def _die_with_parent() -> None:

@@ -125,6 +125,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
+    async def _start(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        headers: Sequence[tuple[str, str]],
+        data: object,
+        timeout: aiohttp.ClientTimeout,
+        pool_timeout: float | None,
+    ) -> aiohttp.ClientResponse:
+        """Take a pool slot and send; the answer's head is read, its body is not. The slot is
+        released on failure here, else when the response's stream is closed."""
+        await self._acquire_slot(pool_timeout)
+        try:
+            return await session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=timeout,
+                allow_redirects=False,
+                compress=False,
+            )
+        except BaseException as exc:
+            self._slots.release()
+            mapped = _client_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
         ext = request.extensions.get("timeout") or {}
@@ -155,24 +185,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 f"{origin.scheme}://{origin.netloc.decode('ascii')}{target.decode('latin-1')}",
                 encoded=True,
             )
-        await self._acquire_slot(ext.get("pool"))
-        try:
-            resp = await session.request(
-                request.method,
-                url,
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
-                data=data,
-                timeout=timeout,
-                allow_redirects=False,
-                compress=False,
-                chunked=None,
-            )
-        except BaseException as exc:
-            self._slots.release()
-            mapped = _client_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        resp = await self._start(
+            session,
+            request.method,
+            url,
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers],
+            data,
+            timeout,
+            ext.get("pool"),
+        )
         return httpx.Response(
             status_code=resp.status,
             headers=resp.raw_headers,
@@ -239,23 +260,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         pool = timeouts.get("pool")
         timeout = _client_timeout(timeouts)
         data: object = body if body is None or isinstance(body, bytes) else _chunks(body)
-        await self._acquire_slot(pool)
-        try:
-            resp = await session.request(
-                method,
-                URL(origin + target.decode("latin-1"), encoded=True),
-                headers=_str_headers(headers),
-                data=data,
-                timeout=timeout,
-                allow_redirects=False,
-                compress=False,
-            )
-        except BaseException as exc:
-            self._slots.release()
-            mapped = _client_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+        resp = await self._start(
+            session,
+            method,
+            URL(origin + target.decode("latin-1"), encoded=True),
+            _str_headers(headers),
+            data,
+            timeout,
+            pool,
+        )
         return StreamedResponse(
             resp.status, resp.raw_headers, _AiohttpStream(resp, self._slots.release)
         )
