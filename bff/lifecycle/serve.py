@@ -163,12 +163,17 @@ def _supervisor(config: Any, config_path: str) -> Any:
                     "\n  ".join(f"{p}: {m}" if p else m for p, m in exc.problems),
                 )
                 return
-            pids = [p.pid for p in self.processes if p.pid is not None]
-            for pid in pids:
+            signalled = 0
+            for process in self.processes:
+                # A worker still starting reads the new file anyway, and would die of a
+                # SIGHUP that comes before its handler is in place.
+                if process.pid is None or not process.is_ready(timeout=1):
+                    continue
                 try:
-                    os.kill(pid, signal.SIGHUP)
+                    os.kill(process.pid, signal.SIGHUP)
                 except ProcessLookupError:
                     continue
-            log.info("reloading the configuration in %d worker(s)", len(pids))
+                signalled += 1
+            log.info("reloading the configuration in %d worker(s)", signalled)
 
     return Supervisor(config, sockets=[config.bind_socket()])
