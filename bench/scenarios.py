@@ -36,6 +36,32 @@ Q1 = (
 Q2 = "{ users(limit: 1) { items { id name } } }"
 
 
+def _gateway_result(
+    name: str,
+    opts: Options,
+    connections: int,
+    stats: dict[str, float],
+    per_request: dict[str, float],
+    pid: int,
+    cpu_ms: float,
+) -> Result:
+    """A wrk run against the gateway, as one row of the results table."""
+    return Result(
+        scenario=name,
+        target="gateway",
+        connections=connections,
+        duration_s=opts.duration,
+        requests_per_s=stats["rps"],
+        p50_ms=stats["p50"],
+        p99_ms=stats["p99"],
+        errors=int(stats["errors"]),
+        upstream_per_request=per_request,
+        gateway_peak_rss_mb=peak_rss_mb(pid),
+        latency_ms=opts.latency_ms,
+        gateway_cpu_ms=cpu_ms,
+    )
+
+
 @dataclass
 class Options:
     latency_ms: float = 0.0
@@ -66,20 +92,7 @@ def _graphql_run(name: str, query: str, opts: Options, *, connections: int) -> R
         )
         cpu_ms = (cpu_seconds(gw.pid) - cpu_before) * 1000 / max(stats["total"], 1)
         per_request = exact_upstream_counts(url, body, urls)
-        return Result(
-            scenario=name,
-            target="gateway",
-            connections=connections,
-            duration_s=opts.duration,
-            requests_per_s=stats["rps"],
-            p50_ms=stats["p50"],
-            p99_ms=stats["p99"],
-            errors=int(stats["errors"]),
-            upstream_per_request=per_request,
-            gateway_peak_rss_mb=peak_rss_mb(gw.pid),
-            latency_ms=opts.latency_ms,
-            gateway_cpu_ms=cpu_ms,
-        )
+        return _gateway_result(name, opts, connections, stats, per_request, gw.pid, cpu_ms)
 
 
 def healthz(opts: Options) -> list[Result]:
@@ -170,20 +183,7 @@ def _passthrough_run(
             for _ in range(20):
                 client.get(url).raise_for_status()
         per_request = {k: v / 20 for k, v in read_stats(urls).items() if v}
-        return Result(
-            scenario=name,
-            target="gateway",
-            connections=connections,
-            duration_s=opts.duration,
-            requests_per_s=stats["rps"],
-            p50_ms=stats["p50"],
-            p99_ms=stats["p99"],
-            errors=int(stats["errors"]),
-            upstream_per_request=per_request,
-            gateway_peak_rss_mb=peak_rss_mb(gw.pid),
-            latency_ms=opts.latency_ms,
-            gateway_cpu_ms=cpu_ms,
-        )
+        return _gateway_result(name, opts, connections, stats, per_request, gw.pid, cpu_ms)
 
 
 def _open_loop(url: str, rate: float, duration: float) -> dict[str, float]:
