@@ -2,9 +2,10 @@
 
 The sample ``users`` service runs in its own process on CPU 1; this process, pinned to CPU 0 and
 running uvloop as the gateway does, drives it with N workers (N in 1, 32, 128), each awaiting one
-request after another. Four clients share the same pool limits (the gateway's defaults):
+request after another. Five clients share the same pool limits (the gateway's defaults):
 
-- ``upstream/httpx``, ``upstream/aiohttp``: :class:`bff.upstream.Upstream` with each transport,
+- ``upstream/native``, ``upstream/httpx``, ``upstream/aiohttp``: :class:`bff.upstream.Upstream`
+  with each transport,
   through the full chain (``get_json`` for the batch, ``request`` for the item);
 - ``raw/httpx``, ``raw/aiohttp``: a bare ``httpx.AsyncClient`` and ``aiohttp.ClientSession``, the
   reference for what the httpx API and the chain cost on top of each pool.
@@ -48,8 +49,16 @@ __all__ = ["Case", "Measurement", "main", "measure"]
 BENCH_CPU = 0
 SERVICE_CPU = 1
 CONCURRENCIES = (1, 32, 128)
-Client = Literal["upstream/httpx", "upstream/aiohttp", "raw/httpx", "raw/aiohttp"]
-CLIENTS: tuple[Client, ...] = ("upstream/httpx", "upstream/aiohttp", "raw/httpx", "raw/aiohttp")
+Client = Literal[
+    "upstream/native", "upstream/httpx", "upstream/aiohttp", "raw/httpx", "raw/aiohttp"
+]
+CLIENTS: tuple[Client, ...] = (
+    "upstream/native",
+    "upstream/httpx",
+    "upstream/aiohttp",
+    "raw/httpx",
+    "raw/aiohttp",
+)
 Kind = Literal["batch", "item"]
 KINDS: tuple[Kind, ...] = ("batch", "item")
 
@@ -119,7 +128,7 @@ async def open_client(client: Client, base_url: str, kind: Kind) -> AsyncIterato
         upstream = Upstream(
             "users",
             [(base_url, 1)],
-            transport="httpx" if client == "upstream/httpx" else "aiohttp",
+            transport=client.removeprefix("upstream/"),  # type: ignore[arg-type]
             max_connections=pool.max_connections,
             max_keepalive_connections=pool.max_keepalive_connections,
             keepalive_expiry=pool.keepalive_expiry,

@@ -705,10 +705,11 @@ class UpstreamConfig(_Model):
     health_check: HealthCheckConfig | None = Field(
         default=None, description="Active health checks; off unless given."
     )
-    transport: Literal["aiohttp", "httpx"] = Field(
-        default="aiohttp",
-        description="Connection pool implementation: aiohttp (faster under concurrency, see "
-        "docs/performance.md) or httpx's own. Both are used through the httpx API.",
+    transport: Literal["native", "aiohttp", "httpx"] = Field(
+        default="native",
+        description="Connection pool implementation: native (the gateway's own HTTP/1.1 "
+        "client, the fastest: see docs/performance.md), aiohttp, or httpx's own. All are used "
+        "through the httpx API.",
     )
 
     @field_validator("targets", mode="before")

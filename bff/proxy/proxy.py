@@ -202,12 +202,14 @@ class Proxy:
             with deadline(route.timeout):
                 async with upstream.stream(call) as response:
                     status = response.status_code
+                    raw = getattr(response, "raw_headers", None)  # no httpx.Headers to build
                     await send(
                         {
                             "type": "http.response.start",
                             "status": status,
                             "headers": forward_response_headers(
-                                response.headers.raw, route.response_transform
+                                response.headers.raw if raw is None else raw,
+                                route.response_transform,
                             ),
                         }
                     )
@@ -241,10 +243,19 @@ async def _stream_body(
 ) -> None:
     watcher: asyncio.Future[Any] | None = None
     chunks = 0
+    stream: Any = response.stream
+    # A stream that can tell its last chunk lets it end the body in the same message: one pass
+    # through the edge layers' send wrappers instead of two for a small answer.
+    tells_end = hasattr(type(stream), "finished")
+    ended = False
     try:
-        async for chunk in response.stream:  # type: ignore[union-attr]
+        async for chunk in stream:
             if not chunk:
                 continue
+            if tells_end and stream.finished:
+                ended = True
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                continue  # the iteration ends at once; ending it lets the generator finish
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             if watcher is not None:
                 if watcher.done():
@@ -253,7 +264,8 @@ async def _stream_body(
                 chunks += 1
                 if chunks == _WATCH_AFTER_CHUNKS and _body_read(call):
                     watcher = asyncio.ensure_future(_disconnected(receive))
-        await send(_END)
+        if not ended:
+            await send(_END)
     finally:
         if watcher is not None:
             watcher.cancel()

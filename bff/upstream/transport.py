@@ -1,22 +1,27 @@
 """Connection pools: the last stage of every upstream chain.
 
-Two interchangeable ``httpx.AsyncBaseTransport`` implementations sit behind the same httpx API:
-httpx's own pool, and :class:`AiohttpTransport`, which hands the connection work to aiohttp's
-connector. httpx's pool rescans its connections for every queued request and loses throughput
-under concurrency (encode/httpx#3215); docs/performance.md has the figures that made aiohttp the
-default. Both keep bytes verbatim: the URL is not re-quoted (the request target travels in
-httpcore's ``target`` extension) and bodies are not decompressed.
+Three interchangeable ``httpx.AsyncBaseTransport`` implementations sit behind the same httpx
+API: the gateway's own HTTP/1.1 client (:class:`~bff.upstream.http1.Http1Transport`, the
+default), :class:`AiohttpTransport`, which hands the connection work to aiohttp's connector, and
+httpx's own pool. httpx's pool rescans its connections for every queued request and loses
+throughput under concurrency (encode/httpx#3215); aiohttp's request machinery costs about 90 us
+of CPU per call; docs/performance.md has the figures. All keep bytes verbatim: the URL is not
+re-quoted (the request target travels in httpcore's ``target`` extension) and bodies are not
+decompressed.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from typing import Literal
 
 import aiohttp
 import httpx
 from yarl import URL
+
+from bff.upstream.http1 import Http1Transport
+from bff.upstream.responses import BufferedResponse, StreamedResponse
+from bff.upstream.slots import FairSlots
 
 __all__ = [
     "AiohttpTransport",
@@ -26,7 +31,7 @@ __all__ = [
     "make_transport",
 ]
 
-TransportKind = Literal["aiohttp", "httpx"]
+TransportKind = Literal["native", "aiohttp", "httpx"]
 
 
 class _AiohttpStream(httpx.AsyncByteStream):
@@ -89,21 +94,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
         # aiohttp's connector hands a freed connection to the newest request rather than the
-        # longest waiting one, so under more than `max_connections` concurrent requests some
-        # starve until they time out (docs/performance.md). A FIFO semaphore in front of it
-        # admits requests in arrival order; waiting is bounded by the pool timeout.
-        self._slots = asyncio.Semaphore(max_connections)
-
-    async def _acquire_slot(self, pool_timeout: float | None) -> None:
-        slots = self._slots
-        if not slots.locked():
-            await slots.acquire()
-            return
-        try:
-            async with asyncio.timeout(pool_timeout):
-                await slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection in the pool") from None
+        # longest waiting one: admission goes through a FIFO in front of it.
+        self._slots = FairSlots(max_connections)
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Created lazily: a ClientSession binds to the running loop, and transports are built
@@ -137,7 +129,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> aiohttp.ClientResponse:
         """Take a pool slot and send; the answer's head is read, its body is not. The slot is
         released on failure here, else when the response's stream is closed."""
-        await self._acquire_slot(pool_timeout)
+        await self._slots.acquire(pool_timeout)
         try:
             return await session.request(
                 method,
@@ -220,7 +212,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """
         session = self._get_session()
         timeout = _client_timeout(timeouts)
-        await self._acquire_slot(timeouts.get("pool"))
+        await self._slots.acquire(timeouts.get("pool"))
         try:
             async with session.request(
                 method,
@@ -302,67 +294,6 @@ async def _chunks(body: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-class _LazyHeadersResponse(httpx.Response):
-    """An ``httpx.Response`` built without httpx's model work; headers parsed only if read."""
-
-    _raw_headers: Sequence[tuple[bytes, bytes]]
-    _parsed_headers: httpx.Headers | None
-
-    @property
-    def headers(self) -> httpx.Headers:
-        if self._parsed_headers is None:
-            self._parsed_headers = httpx.Headers(list(self._raw_headers))
-        return self._parsed_headers
-
-    @headers.setter
-    def headers(self, value: httpx.Headers) -> None:
-        self._parsed_headers = httpx.Headers(value)
-
-    def _init_common(self, status_code: int, raw_headers: Sequence[tuple[bytes, bytes]]) -> None:
-        self.status_code = status_code
-        self._raw_headers = raw_headers
-        self._parsed_headers = None
-        self._request = None
-        self.next_request = None
-        self.extensions = {"http_version": b"HTTP/1.1"}
-        self.history = []
-        self.default_encoding = "utf-8"
-
-
-class StreamedResponse(_LazyHeadersResponse):
-    """An ``httpx.Response`` whose body is still to be read from ``stream``."""
-
-    def __init__(  # deliberately not calling httpx.Response.__init__
-        self,
-        status_code: int,
-        raw_headers: Sequence[tuple[bytes, bytes]],
-        stream: httpx.AsyncByteStream,
-    ) -> None:
-        self._init_common(status_code, raw_headers)
-        self.is_closed = False
-        self.is_stream_consumed = False
-        self.stream = stream
-        self._num_bytes_downloaded = 0
-
-
-class BufferedResponse(_LazyHeadersResponse):
-    """A complete, already read ``httpx.Response``.
-
-    Everything behaves as an ``httpx.Response`` whose body was read (``content``, ``json()``,
-    ``text``, ``aread()``).
-    """
-
-    def __init__(  # deliberately not calling httpx.Response.__init__
-        self, status_code: int, raw_headers: Sequence[tuple[bytes, bytes]], content: bytes
-    ) -> None:
-        self._init_common(status_code, raw_headers)
-        self.is_closed = True
-        self.is_stream_consumed = True
-        self._content = content
-        self.stream = httpx.ByteStream(content)
-        self._num_bytes_downloaded = len(content)
-
-
 async def _iter_request(stream: httpx.AsyncByteStream) -> AsyncIterator[bytes]:
     async for chunk in stream:
         yield chunk
@@ -376,6 +307,12 @@ def make_transport(
     keepalive_expiry: float,
 ) -> httpx.AsyncBaseTransport:
     """The pooled transport for one upstream."""
+    if kind == "native":
+        return Http1Transport(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
     if kind == "aiohttp":
         return AiohttpTransport(
             max_connections=max_connections,

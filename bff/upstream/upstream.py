@@ -63,7 +63,7 @@ class Upstream:
         max_connections: int = 100,
         max_keepalive_connections: int = 100,
         keepalive_expiry: float = 30.0,
-        transport: TransportKind = "aiohttp",
+        transport: TransportKind = "native",
         balance: str = "round_robin",
         retries: RetryConfig | None = None,
         breaker: BreakerConfig | None = None,
