@@ -9,12 +9,12 @@ on reconnection (a message may have been missed), and the TTL still bounds stale
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
+
+from bff.pubsub import RedisChannel
 
 __all__ = ["KeyEvents", "LocalKeyEvents", "RedisKeyEvents"]
 
@@ -72,69 +72,41 @@ class RedisKeyEvents(LocalKeyEvents):
         socket_timeout: float = 0.5,
     ) -> None:
         super().__init__()
-        import redis.asyncio as aioredis
-
         self.channel = channel
-        self._publisher: Any = aioredis.Redis.from_url(
-            redis_url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout
+        self._channel = RedisChannel(
+            redis_url,
+            channel,
+            on_message=self._on_message,
+            # Changes made while we were not listening are unknown: drop everything.
+            on_subscribed=lambda: self._notify(None),
+            on_lost=self._on_lost,
+            connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
         )
-        self._subscriber: Any = aioredis.Redis.from_url(
-            redis_url, socket_connect_timeout=connect_timeout, socket_keepalive=True
-        )
-        self._task: asyncio.Task[None] | None = None
-        self.subscribed = asyncio.Event()
+        self._publisher = self._channel.publisher
+        self.subscribed = self._channel.subscribed
 
     async def publish(self, prefix: str) -> None:
         await super().publish(prefix)
         try:
-            await self._publisher.publish(self.channel, prefix)
+            await self._channel.publish(prefix)
         except Exception as exc:  # Redis down: other processes fall back on the TTL
             log.warning("could not publish an API key change to Redis: %s", type(exc).__name__)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="bff-api-key-events")
+        self._channel.start()
 
     def _notify(self, prefix: str | None) -> None:
         for listener in self._listeners:
             listener(prefix)
 
-    async def _listen(self) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self._notify(None)  # changes made while we were not listening are unknown
-                self.subscribed.set()
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    data = message.get("data")
-                    text = data.decode("ascii", "replace") if isinstance(data, bytes) else ""
-                    self._notify(text if _PREFIX.fullmatch(text) else None)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.subscribed.clear()
-                log.warning(
-                    "API key change subscription lost (%s); retrying in %.1f s",
-                    type(exc).__name__,
-                    backoff,
-                )
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+    def _on_message(self, data: bytes) -> None:
+        text = data.decode("ascii", "replace")
+        self._notify(text if _PREFIX.fullmatch(text) else None)
+
+    @staticmethod
+    def _on_lost(error: BaseException) -> None:
+        log.warning("API key change subscription lost (%s); retrying", type(error).__name__)
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        for client in (self._publisher, self._subscriber):
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        await self._channel.aclose()

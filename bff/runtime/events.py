@@ -8,11 +8,11 @@ a message went out re-reads everything when it (re)subscribes, and a slow poll r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from bff.pubsub import RedisChannel
 
 if TYPE_CHECKING:
     from bff.config import GatewayConfig
@@ -72,27 +72,27 @@ class RedisChangeEvents:
         connect_timeout: float = 0.5,
         socket_timeout: float = 0.5,
     ) -> None:
-        import redis.asyncio as aioredis
-
         self.channel = channel
         self.live = False
         self._listeners: list[OnChange] = []
-        self._publisher: Any = aioredis.Redis.from_url(
-            redis_url, socket_connect_timeout=connect_timeout, socket_timeout=socket_timeout
+        self._channel = RedisChannel(
+            redis_url,
+            channel,
+            on_message=lambda data: self._notify(),
+            on_subscribed=self._on_subscribed,
+            on_lost=self._on_lost,
+            connect_timeout=connect_timeout,
+            socket_timeout=socket_timeout,
         )
-        self._subscriber: Any = aioredis.Redis.from_url(
-            redis_url, socket_connect_timeout=connect_timeout, socket_keepalive=True
-        )
-        self._task: asyncio.Task[None] | None = None
         #: Set while subscribed (tests wait on it).
-        self.subscribed = asyncio.Event()
+        self.subscribed = self._channel.subscribed
 
     def subscribe(self, on_change: OnChange) -> None:
         self._listeners.append(on_change)
 
     async def publish(self) -> None:
         try:
-            await self._publisher.publish(self.channel, b"changed")
+            await self._channel.publish(b"changed")
         except Exception as exc:
             log.warning(
                 "could not announce a change on Redis (%s): other processes see it when they "
@@ -101,8 +101,7 @@ class RedisChangeEvents:
             )
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name=f"bff-events-{self.channel}")
+        self._channel.start()
 
     def _notify(self) -> None:
         for listener in self._listeners:
@@ -111,47 +110,21 @@ class RedisChangeEvents:
             except Exception:
                 log.exception("change listener failed")
 
-    async def _listen(self) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                self.live = True
-                self.subscribed.set()
-                self._notify()  # whatever was announced while we were not listening
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._notify()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if self.live:
-                    log.warning(
-                        "change subscription on Redis lost (%s); polling the store until it is "
-                        "back",
-                        type(exc).__name__,
-                    )
-                self.live = False
-                self.subscribed.clear()
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+    def _on_subscribed(self) -> None:
+        self.live = True
+        self._notify()  # whatever was announced while we were not listening
+
+    def _on_lost(self, error: BaseException) -> None:
+        if self.live:
+            log.warning(
+                "change subscription on Redis lost (%s); polling the store until it is back",
+                type(error).__name__,
+            )
+        self.live = False
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._channel.aclose()
         self.live = False
-        for client in (self._publisher, self._subscriber):
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1.0):
-                    await client.aclose()
 
 
 def change_events_for(config: GatewayConfig, topic: str) -> ChangeEvents:
