@@ -35,6 +35,42 @@ class Http1Connection(asyncio.Protocol):
     or an exchange that did not finish cleanly); the pool then drops it.
     """
 
+    # Slots: every callback reads and sets several of these, and past 30 attributes CPython
+    # 3.11 stops sharing instance dict keys, which costs about 0.5 us per exchange.
+    __slots__ = (
+        "_armed_at",
+        "_buffered",
+        "_chunks",
+        "_drain_waiter",
+        "_framed",
+        "_head_only",
+        "_interim",
+        "_loop",
+        "_parser",
+        "_progress_at",
+        "_reading_paused",
+        "_surplus",
+        "_timer",
+        "_transport",
+        "_wait_timeout",
+        "_waiter",
+        "_write_paused",
+        "answered",
+        "closed",
+        "complete",
+        "error",
+        "head_done",
+        "headers",
+        "idle_since",
+        "in_use",
+        "keep_alive",
+        "on_idle_lost",
+        "origin",
+        "reason",
+        "status",
+        "writer",
+    )
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._transport: asyncio.Transport | None = None
@@ -52,6 +88,15 @@ class Http1Connection(asyncio.Protocol):
         self._reading_paused = False
         #: An exchange is under way (bytes arriving on an idle connection are a protocol error).
         self.in_use = False
+        #: Called when the connection is lost while idle, so that the pool forgets it at once
+        #: (a dead connection left there would take a keep-alive place from a live one).
+        self.on_idle_lost: Callable[[Http1Connection], None] | None = None
+        # The read timer of the current wait: when it was armed and for how long, and when the
+        # request body last moved on (an upload in progress is activity, not a stalled answer).
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+        self._wait_timeout = 0.0
+        self._progress_at = 0.0
         self._reset_exchange(head_only=False)
 
     def _reset_exchange(self, *, head_only: bool) -> None:
@@ -68,6 +113,7 @@ class Http1Connection(asyncio.Protocol):
         self.keep_alive = False
         self._chunks: list[bytes] = []
         self._buffered = 0
+        self._surplus = False
         self.error: BaseException | None = None
 
     # -- the exchange, as the transport drives it -----------------------------------------
@@ -80,6 +126,13 @@ class Http1Connection(asyncio.Protocol):
         self._reset_exchange(head_only=head_only)
         self.writer = None
         self.in_use = True
+
+    def rest(self) -> None:
+        """The exchange is over and the connection goes idle: drop what is left of the answer
+        (a stream closed before its end was read), so an idle connection holds no body."""
+        self._chunks = []
+        self._buffered = 0
+        self.in_use = False
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` for the socket (request head and in-memory body)."""
@@ -116,21 +169,25 @@ class Http1Connection(asyncio.Protocol):
         """Wait for the next event of the exchange (head, body chunk, completion or failure).
 
         Raises the exchange's error, or ``on_timeout()`` if nothing happens for ``timeout``
-        seconds (the connection is then closed).
+        seconds (the connection is then closed); a request body still going out
+        (:meth:`note_progress`) counts as something happening.
         """
         if self.error is not None:
             raise self.error
         waiter = self._loop.create_future()
         self._waiter = waiter
-        timer = None
         if timeout is not None:
-            timer = self._loop.call_later(timeout, self._expire, waiter)
+            self._wait_timeout = timeout
+            self._armed_at = now = self._loop.time()
+            self._timer = self._loop.call_at(now + timeout, self._expire, waiter)
         try:
             await waiter
         finally:
             self._waiter = None
+            timer = self._timer
             if timer is not None:
                 timer.cancel()
+                self._timer = None
         if self.error is not None:
             if isinstance(self.error, _Expired):
                 error = on_timeout()
@@ -151,6 +208,10 @@ class Http1Connection(asyncio.Protocol):
             self._transport.resume_reading()
         return data
 
+    def note_progress(self) -> None:
+        """A piece of the request body went out (see :meth:`wait`)."""
+        self._progress_at = self._loop.time()
+
     @property
     def buffered(self) -> bool:
         """Body bytes are waiting in :meth:`take_body`."""
@@ -170,8 +231,15 @@ class Http1Connection(asyncio.Protocol):
             self._transport.close()
 
     def _expire(self, waiter: asyncio.Future[None]) -> None:
-        if self._waiter is waiter and not waiter.done():
-            self.fail(_Expired())
+        if self._waiter is not waiter or waiter.done():
+            return
+        progress = self._progress_at
+        if progress > self._armed_at:
+            # The request body moved on meanwhile: the wait starts over from then.
+            self._armed_at = progress
+            self._timer = self._loop.call_at(progress + self._wait_timeout, self._expire, waiter)
+            return
+        self.fail(_Expired())
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -196,6 +264,11 @@ class Http1Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self.fail(httpx.RemoteProtocolError("unexpected protocol upgrade"))
         except httptools.HttpParserError as exc:
+            if self._surplus:
+                # The answer itself is whole and stays good; the connection can't be trusted.
+                self.keep_alive = False
+                self.close()
+                return
             self.fail(httpx.RemoteProtocolError(f"malformed HTTP response: {exc}"))
 
     def eof_received(self) -> bool:
@@ -204,6 +277,10 @@ class Http1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._transport = None
+        if not self.in_use:  # nobody waits on it
+            if self.on_idle_lost is not None:
+                self.on_idle_lost(self)
+            return
         if self.error is not None or self.complete:
             self._wake()
             return
@@ -236,6 +313,13 @@ class Http1Connection(asyncio.Protocol):
             drain.set_result(None)
 
     # -- httptools callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            # A second answer to one request (a server out of step, or one splitting its
+            # responses): it must not be read as this one's; parsing stops here.
+            self._surplus = True
+            raise _Surplus
 
     def on_status(self, reason: bytes) -> None:
         self.reason = reason
@@ -276,8 +360,18 @@ class Http1Connection(asyncio.Protocol):
             return
         self.complete = True
         self.keep_alive = self._parser.should_keep_alive()
+        if self._reading_paused and self._transport is not None:
+            # Nothing more belongs to this answer: read on, or a connection going back to the
+            # pool with its reading paused would never see the server close it, nor the next
+            # answer it carries.
+            self._reading_paused = False
+            self._transport.resume_reading()
         self._wake()
 
 
 class _Expired(Exception):
     """Internal marker: a wait ran out (the waiting side raises its own timeout type)."""
+
+
+class _Surplus(Exception):
+    """Internal marker: bytes past the end of the answer (raised to stop the parser)."""

@@ -31,6 +31,12 @@ Body = bytes | AsyncIterable[bytes] | None
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+# RFC 9110 token characters: what a method or a header name may be made of. A space or a colon
+# in a name would let "Content-Length : 5" past the framing headers we set ourselves, which a
+# lenient server could read as a second Content-Length.
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COMMON_METHODS = frozenset({*_BODY_METHODS, "GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 # In-memory bodies up to this size are sent in one write with the head.
 _JOIN_LIMIT = 16 * 1024
 
@@ -62,8 +68,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
 
     ``fetch`` (whole answer in memory) and ``open`` (answer streamed) are the gateway's own
     paths; ``handle_async_request`` makes it usable as any httpx transport. Timeouts come per
-    call: ``connect``, ``read`` (the longest wait for the next bytes of the answer), ``write``
-    (the longest wait for the socket to take more of a streamed body) and ``pool``.
+    call: ``connect``, ``read`` (the longest wait for the next bytes of the answer; a streamed
+    request body still going out counts as activity, so a long upload is not cut short),
+    ``write`` (the longest wait for the socket to take more of a streamed body) and ``pool``.
     """
 
     def __init__(
@@ -244,6 +251,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         except OSError as exc:
             raise httpx.ConnectError(f"cannot connect to {info.key}: {exc}") from exc
         conn.origin = info.key
+        conn.on_idle_lost = self._forget
         return conn
 
     # -- the pool -------------------------------------------------------------------------------
@@ -276,26 +284,44 @@ class Http1Transport(httpx.AsyncBaseTransport):
                 or not conn.keep_alive
                 or conn.error is not None
                 or self._closed
-                or self._idle_count >= self._max_idle
             ):
                 conn.close()
                 return
-            conn.in_use = False
             now = asyncio.get_running_loop().time()
-            conn.idle_since = now
             key = conn.origin
             idle = self._idle.get(key)
             if idle is None:
                 idle = self._idle[key] = []
-            elif idle and self._keepalive < now - idle[0].idle_since:
-                self._idle_count -= len(idle)
-                for old in idle:
-                    old.close()
-                idle.clear()
+            elif idle and now - idle[0].idle_since >= self._keepalive:
+                self._expire(idle, now)
+            if self._idle_count >= self._max_idle:
+                conn.close()
+                return
+            conn.rest()
+            conn.idle_since = now
             idle.append(conn)
             self._idle_count += 1
         finally:
             self._slots.release()
+
+    def _expire(self, idle: list[Http1Connection], now: float) -> None:
+        """Close the connections of ``idle`` past their keep-alive expiry (the oldest come
+        first: connections are appended as they come back and taken from the end)."""
+        expired = 0
+        for conn in idle:
+            if now - conn.idle_since < self._keepalive:
+                break
+            conn.close()
+            expired += 1
+        del idle[:expired]
+        self._idle_count -= expired
+
+    def _forget(self, conn: Http1Connection) -> None:
+        """Drop an idle connection that was lost (closed by the server, say)."""
+        idle = self._idle.get(conn.origin)
+        if idle is not None and conn in idle:
+            idle.remove(conn)
+            self._idle_count -= 1
 
 
 class _BodyStream(httpx.AsyncByteStream):
@@ -315,6 +341,9 @@ class _BodyStream(httpx.AsyncByteStream):
         return conn.complete and not conn.buffered
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._transport is None:
+            # Closed: its connection may carry somebody else's exchange by now.
+            raise httpx.StreamClosed()
         conn, read = self._conn, self._read
         while True:
             if conn.buffered:
@@ -344,25 +373,33 @@ def _request_head(
     also the length a streamed body announced and whether it goes chunked."""
     if _BAD_TARGET.search(target):
         raise httpx.LocalProtocolError("the request target contains spaces or control characters")
+    if method not in _COMMON_METHODS and not _METHOD.fullmatch(method):
+        raise httpx.LocalProtocolError(f"invalid request method {method!r}")
     lines = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
     breaks = 2  # the request line's and the final one's
     has_host = False
     declared: bytes | None = None
-    for raw_name, raw_value in headers:
-        name = raw_name.encode("latin-1") if isinstance(raw_name, str) else raw_name
-        value = raw_value.encode("latin-1") if isinstance(raw_value, str) else raw_value
-        size = len(name)
-        if size == 4 or size == 14 or size == 17:
-            lower = name.lower()
-            if lower == b"host":
-                has_host = True
-            elif lower == b"content-length":
-                declared = value
-                continue
-            elif lower == b"transfer-encoding":
-                continue  # framing is ours to set, from the body we send
-        lines += (name, b": ", value, b"\r\n")
-        breaks += 1
+    try:
+        for raw_name, raw_value in headers:
+            name = raw_name.encode("latin-1") if isinstance(raw_name, str) else raw_name
+            value = raw_value.encode("latin-1") if isinstance(raw_value, str) else raw_value
+            size = len(name)
+            if size == 4 or size == 14 or size == 17:
+                lower = name.lower()
+                if lower == b"host":
+                    has_host = True
+                elif lower == b"content-length":
+                    declared = value
+                    continue
+                elif lower == b"transfer-encoding":
+                    continue  # framing is ours to set, from the body we send
+            lines += (name, b": ", value, b"\r\n")
+            breaks += 1
+    except UnicodeEncodeError:
+        raise httpx.LocalProtocolError("a request header is not latin-1") from None
+    # The names are every fourth piece from the first header's on: all checked in one pass.
+    if b"".join(lines[4::4]).translate(None, _TCHAR):
+        raise httpx.LocalProtocolError("a request header name is not a token")
     if not has_host:
         lines += (b"host: ", host, b"\r\n")
         breaks += 1
@@ -417,6 +454,7 @@ async def _write_body(
                     raise httpx.LocalProtocolError("request body longer than its Content-Length")
                 conn.write(chunk)
             await conn.drain(write_timeout)
+            conn.note_progress()
         if chunked:
             conn.write(b"0\r\n\r\n")
         elif length is not None and sent != length:
