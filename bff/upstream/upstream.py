@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 import httpx
 import orjson
 
-from bff.errors import NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from bff.errors import BadRequest, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from bff.upstream.balancer import make_balancer
 from bff.upstream.breaker import BreakerStage, CircuitBreaker
 from bff.upstream.call import Handler, UpstreamCall
@@ -251,6 +251,12 @@ class Upstream:
                 raise DeadlineExceeded(upstream=self.name) from exc
             self._failed(target)
             raise UpstreamTimeout(upstream=self.name) from exc
+        except httpx.LocalProtocolError as exc:
+            if call.body_error is not None:
+                raise call.body_error from exc
+            # Refused before anything was sent (a header with CR/LF, a bad target): the
+            # request's fault, not the upstream's, so no health or breaker penalty.
+            raise BadRequest(f"the request cannot be sent upstream: {exc}") from exc
         except httpx.TransportError as exc:
             if call.body_error is not None:
                 raise call.body_error from exc

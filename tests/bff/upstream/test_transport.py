@@ -1,4 +1,4 @@
-"""The aiohttp transport: a fair pool and the buffered fast path."""
+"""The transport under `Upstream`: fair admission, the buffered path, local refusals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bff.errors import UpstreamUnavailable
+from bff.errors import BadRequest, UpstreamUnavailable
 from bff.upstream import Upstream
 from bff.upstream.transport import BufferedResponse
 from services import ServiceServer
@@ -105,3 +105,16 @@ async def test_buffered_responses_behave_like_httpx_responses() -> None:
     assert response.json()["name"] == "User 7"
     assert await response.aread() == response.content
     assert response.text.startswith("{")
+
+
+async def test_a_request_refused_before_sending_is_not_held_against_the_upstream() -> None:
+    with ServiceServer("users") as users:
+        upstream = Upstream("users", [(users.url, 1)])
+        try:
+            with pytest.raises(BadRequest):
+                await upstream.request("GET", "/users/1", headers=[("x-note", "a\r\nhost: evil")])
+            assert (await upstream.request("GET", "/users/1")).status_code == 200
+        finally:
+            await upstream.aclose()
+    assert upstream.targets[0].failures == 0
+    assert upstream.breaker is None or upstream.breaker.describe()["state"] == "closed"
