@@ -43,7 +43,8 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-    upstream_per_request: dict[str, float] = field(default_factory=dict)
+    #: None when not counted (several processes per service keep separate counters).
+    upstream_per_request: dict[str, float] | None = field(default_factory=dict)
     gateway_peak_rss_mb: float | None = None
     latency_ms: float = 0.0
     #: CPU time the gateway process spent per request (user + system), from /proc: robust to
@@ -51,13 +52,14 @@ class Result:
     gateway_cpu_ms: float | None = None
 
     def row(self) -> str:
-        ups = sum(self.upstream_per_request.values())
+        counts = self.upstream_per_request
+        ups = "-" if counts is None else f"{sum(counts.values()):.2f}"
         rss = f"{self.gateway_peak_rss_mb:.0f}" if self.gateway_peak_rss_mb else "-"
         cpu = f"{self.gateway_cpu_ms:.3f}" if self.gateway_cpu_ms else "-"
         return (
             f"| {self.scenario} | {self.target} | {self.latency_ms:g} | {self.connections} | "
             f"{self.requests_per_s:,.0f} | {self.p50_ms:.2f} | {self.p99_ms:.2f} | {cpu} | "
-            f"{ups:.2f} | {rss} | {self.errors} |"
+            f"{ups} | {rss} | {self.errors} |"
         )
 
 
