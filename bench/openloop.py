@@ -1,10 +1,12 @@
 """An open-loop load generator: requests at a fixed rate, latency measured from the schedule.
 
 ``python -m bench.openloop URL --rate 1000 --duration 10`` prints JSON
-``{"sent", "errors", "p50_ms", "p99_ms"}``. Each request is started at its scheduled time
-whatever happened to the previous ones, and its latency counts from that schedule, so a stall
-shows up in the percentiles instead of being hidden (coordinated omission). wrk has no fixed-rate
-mode; this is what "added latency at N requests/s" is measured with.
+``{"sent", "errors", "p50_ms", "p99_ms", "cpu_us_per_request"}`` (the generator's own CPU: it
+shares a core with the upstreams and must stay well below saturating it). Each request is
+started at its scheduled time whatever happened to the previous ones, and its latency counts
+from that schedule, so a stall shows up in the percentiles instead of being hidden (coordinated
+omission). wrk has no fixed-rate mode; this is what "added latency at N requests/s" is measured
+with.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ async def _run(url: str, rate: float, duration: float) -> dict[str, float]:
         latencies.append(time.perf_counter() - scheduled)
 
     total = int(rate * duration)
+    cpu_start = time.process_time()
     start = time.perf_counter() + 0.05
     tasks = []
     for i in range(total):
@@ -53,6 +56,7 @@ async def _run(url: str, rate: float, duration: float) -> dict[str, float]:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled)))
     await asyncio.gather(*tasks)
+    cpu_us = (time.process_time() - cpu_start) * 1e6 / max(total, 1)
     await client.aclose()
     latencies.sort()
     n = len(latencies)
@@ -61,6 +65,7 @@ async def _run(url: str, rate: float, duration: float) -> dict[str, float]:
         "errors": errors,
         "p50_ms": latencies[n // 2] * 1000,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000,
+        "cpu_us_per_request": cpu_us,
     }
 
 
