@@ -18,23 +18,27 @@ class FairSlots:
     the pool timeout: past it, :class:`httpx.PoolTimeout`.
     """
 
-    __slots__ = ("_semaphore",)
+    __slots__ = ("_semaphore", "held")
 
     def __init__(self, limit: int) -> None:
         self._semaphore = asyncio.Semaphore(limit)
+        #: Slots taken now.
+        self.held = 0
 
     async def acquire(self, timeout: float | None) -> None:
         """Take a slot, waiting at most ``timeout`` seconds for one."""
         semaphore = self._semaphore
         if not semaphore.locked():
             await semaphore.acquire()
-            return
-        try:
-            async with asyncio.timeout(timeout):
-                await semaphore.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout("no free connection in the pool") from None
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    await semaphore.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free connection in the pool") from None
+        self.held += 1
 
     def release(self) -> None:
         """Give a slot back."""
+        self.held -= 1
         self._semaphore.release()

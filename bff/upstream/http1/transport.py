@@ -90,6 +90,8 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         self._origins: dict[str, _Origin] = {}
         self._ssl_context = ssl_context
+        self._max_connections = max_connections
+        self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
     # -- the two paths ----------------------------------------------------------------------
@@ -166,6 +168,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the idle connections; those in use are closed when their exchange ends."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for idle in self._idle.values():
             for conn in idle:
                 conn.close()
@@ -192,6 +197,9 @@ class Http1Transport(httpx.AsyncBaseTransport):
         conn = self._checkout(origin)
         reused = conn is not None
         if conn is None:
+            if self._idle_count and self._slots.held + self._idle_count > self._max_connections:
+                # Idle connections to other targets would take the total past the limit.
+                self._evict_oldest()
             conn = await self._connect(info, timeouts.get("connect"))
         read = timeouts.get("read")
         while True:
@@ -301,8 +309,29 @@ class Http1Transport(httpx.AsyncBaseTransport):
             conn.idle_since = now
             idle.append(conn)
             self._idle_count += 1
+            if self._sweeper is None:
+                self._sweeper = asyncio.get_running_loop().call_later(self._keepalive, self._sweep)
         finally:
             self._slots.release()
+
+    def _sweep(self) -> None:
+        """Close expired idle connections even where no request comes to find them."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        for idle in self._idle.values():
+            if idle:
+                self._expire(idle, now)
+        if self._idle_count and not self._closed:
+            self._sweeper = asyncio.get_running_loop().call_later(self._keepalive, self._sweep)
+
+    def _evict_oldest(self) -> None:
+        oldest: list[Http1Connection] | None = None
+        for idle in self._idle.values():
+            if idle and (oldest is None or idle[0].idle_since < oldest[0].idle_since):
+                oldest = idle
+        if oldest is not None:
+            oldest.pop(0).close()
+            self._idle_count -= 1
 
     def _expire(self, idle: list[Http1Connection], now: float) -> None:
         """Close the connections of ``idle`` past their keep-alive expiry (the oldest come

@@ -399,6 +399,31 @@ async def test_an_idle_connection_past_keepalive_expiry_is_not_reused() -> None:
         await until(server.connections[0].eof.is_set)
 
 
+async def test_idle_connections_expire_without_another_request_to_find_them() -> None:
+    async with RawServer(serving()) as server, Http1Transport(keepalive_expiry=0.05) as transport:
+        await get(transport, server.url)
+        await until(server.connections[0].eof.is_set)
+        assert transport._idle_count == 0
+
+
+async def test_idle_connections_to_other_targets_make_room_under_the_limit() -> None:
+    async def slowly(request: RawRequest) -> bytes:
+        await asyncio.sleep(0.02)
+        return answer()
+
+    async with (
+        RawServer(serving(slowly)) as first,
+        RawServer(serving()) as second,
+        Http1Transport(max_connections=2) as transport,
+    ):
+        await asyncio.gather(get(transport, first.url), get(transport, first.url))
+        assert len(first.connections) == 2
+        await get(transport, second.url)
+        # Two idle connections to the first target and one new one would make three.
+        await until(lambda: sum(c.eof.is_set() for c in first.connections) == 1)
+        assert transport._idle_count == 2
+
+
 async def test_keepalive_expiry_closes_only_the_idle_connections_past_it() -> None:
     async def reply(request: RawRequest) -> bytes:
         await asyncio.sleep(float(request.target[1:]))  # "/0.2": answer in 0.2 s
