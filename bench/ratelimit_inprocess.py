@@ -1,4 +1,4 @@
-"""``python -m bench.ratelimit_inprocess``: what the in-memory rate limiter adds to q2, in process.
+r"""``python -m bench.ratelimit_inprocess``: what the in-memory rate limiter adds to q2, in process.
 
 The wrk scenario (``python -m bench ratelimit``) measures the whole server, where ten
 microseconds drown in a shared machine's noise. This drives the gateway's ASGI app directly (no
@@ -15,6 +15,13 @@ between them (ABBA...), so whatever else the machine is doing hits both alike. I
 median round of each, in microseconds of CPU per request, and the median of the rounds'
 differences. Both run in the same conditions, so the difference is what to compare across runs
 (absolute figures move with the machine and with the rest of the gateway).
+
+Instructions rather than time, without any noise (``--markers``: one callgrind profile per
+block, the first and the last being start-up and shut-down)::
+
+    valgrind --tool=callgrind --dump-before=getppid --callgrind-out-file=/tmp/cg.%p \
+        python -m bench.ratelimit_inprocess --markers --rounds 2 --requests 200 --block 200
+    grep -h '^summary' $(ls /tmp/cg.*.* | sort -t. -k3 -n)   # blocks in the order printed
 """
 
 from __future__ import annotations
@@ -119,8 +126,11 @@ def _check(name: str, client: _Client) -> None:
         raise SystemExit(f"{name}: unexpected answer (quota headers {sorted(names)}, cost {cost})")
 
 
-async def measure(requests: int, rounds: int, block: int) -> dict[str, list[float]]:
-    """Per configuration, the CPU seconds per request of each round."""
+async def measure(
+    requests: int, rounds: int, block: int, markers: bool = False
+) -> dict[str, list[float]]:
+    """Per configuration, the CPU seconds per request of each round. ``markers``: call
+    ``os.getppid()`` before each block and print which gateway the block was for."""
     with sample_services(0) as urls:
         gateways = await _gateways(urls)
         client = _Client("/graphql/web", orjson.dumps({"query": Q2}))
@@ -135,9 +145,14 @@ async def measure(requests: int, rounds: int, block: int) -> dict[str, list[floa
             spent = dict.fromkeys(gateways, 0.0)
             for i in range(blocks):
                 for name, gw in order if i % 2 == 0 else reversed(order):
+                    if markers:
+                        os.getppid()
+                        print("block", name, flush=True)
                     spent[name] += await client.run(gw, block) * block
             for name in gateways:
                 times[name].append(spent[name] / (blocks * block))
+        if markers:
+            os.getppid()
         for gw in gateways.values():
             await gw.shutdown()
         return times
@@ -152,10 +167,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1500, help="requests per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per configuration")
     parser.add_argument("--block", type=int, default=100, help="requests in a row per gateway")
+    parser.add_argument(
+        "--markers",
+        action="store_true",
+        help="call os.getppid() before each block (valgrind --tool=callgrind "
+        "--dump-before=getppid then dumps one profile per block) and print the blocks' order",
+    )
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {int(GATEWAY_CPU)})  # as the wrk scenarios pin the gateway
-    times = asyncio.run(measure(args.requests, args.rounds, args.block))
+    times = asyncio.run(measure(args.requests, args.rounds, args.block, args.markers))
     medians = {name: statistics.median(t) * 1e6 for name, t in times.items()}
     for name, t in times.items():
         rounds = " ".join(f"{x * 1e6:.1f}" for x in t)

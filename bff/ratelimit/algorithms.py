@@ -1,9 +1,11 @@
 """The two algorithms, as pure functions over a counter's stored fields.
 
-Both stores run exactly this arithmetic: the memory store calls these functions, the Redis store
-runs their transliteration in Lua (:mod:`bff.ratelimit.script`), operation for operation, on the
-same IEEE doubles, so one sequence of requests gets the same decisions from either store (the
-tests replay sequences through both). Keep the two in step when changing either.
+Both stores run exactly this arithmetic: the memory store calls :func:`sliding_window` and runs
+:func:`token_bucket` inlined in its loop over the windows (it is on every request's path), the
+Redis store runs their transliteration in Lua (:mod:`bff.ratelimit.script`), operation for
+operation, on the same IEEE doubles, so one sequence of requests gets the same decisions from
+either store (the tests replay sequences through the memory store, this module and Redis). Keep
+the three in step when changing any.
 
 **Token bucket**, as GCRA (the generic cell rate algorithm): a window of ``limit`` requests per
 ``span`` seconds refills one token every ``interval = span / limit`` seconds into a bucket of
@@ -56,16 +58,24 @@ WindowResult = tuple[bool, int, int, int, tuple[tuple[str, float], ...] | None]
 class Window:
     """``limit`` requests per ``span`` seconds, in a bucket of ``capacity`` (token bucket).
 
-    ``field`` names the window's state in its counter (``"60"`` for a minute).
+    ``field`` names the window's state in its counter (``"60"`` for a minute). ``interval``
+    (``span / limit``) and ``tolerance`` (``capacity * interval``) are the token bucket's
+    constants, computed once with the very operations :func:`token_bucket` and the Lua script
+    use, so the same doubles.
     """
 
     span: float
     limit: int
     capacity: int
     field: str = dataclass_field(init=False, compare=False, repr=False)
+    interval: float = dataclass_field(init=False, compare=False, repr=False)
+    tolerance: float = dataclass_field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field", f"{self.span:g}")
+        interval = self.span / self.limit
+        object.__setattr__(self, "interval", interval)
+        object.__setattr__(self, "tolerance", self.capacity * interval)
 
     def headline(self, algorithm: Algorithm) -> int:
         """The ``RateLimit-Limit`` of this window: the most requests it allows at once."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Decision", "Tightest"]
+__all__ = ["Decision", "QuotaHeaders", "Tightest"]
 
 
 @dataclass(slots=True)
@@ -32,19 +32,36 @@ class Decision:
         """Seconds until the refused request would be allowed."""
         return self.retry_ms / 1000
 
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """``RateLimit-*`` and ``X-RateLimit-*`` response headers (raw ASGI pairs)."""
-        limit = b"%d" % self.limit
-        remaining = b"%d" % (self.remaining if self.remaining > 0 else 0)
-        reset = b"%d" % -(-self.reset_ms // 1000)
-        return [
-            (b"ratelimit-limit", limit),
-            (b"ratelimit-remaining", remaining),
-            (b"ratelimit-reset", reset),
-            (b"x-ratelimit-limit", limit),
-            (b"x-ratelimit-remaining", remaining),
-            (b"x-ratelimit-reset", reset),
-        ]
+    def headers(self) -> QuotaHeaders:
+        """``RateLimit-*`` and ``X-RateLimit-*`` response headers (raw ASGI pairs).
+
+        Equal values give the same tuple, built once (a caller well within its quota sees the
+        same few values request after request): not to be modified.
+        """
+        remaining = self.remaining if self.remaining > 0 else 0
+        reset = -(-self.reset_ms // 1000)
+        key = (self.limit, remaining, reset)
+        found = _HEADERS.get(key)
+        if found is None:
+            if len(_HEADERS) >= _MAX_HEADERS:
+                _HEADERS.clear()
+            limit_b, remaining_b, reset_b = b"%d" % self.limit, b"%d" % remaining, b"%d" % reset
+            found = _HEADERS[key] = (
+                (b"ratelimit-limit", limit_b),
+                (b"ratelimit-remaining", remaining_b),
+                (b"ratelimit-reset", reset_b),
+                (b"x-ratelimit-limit", limit_b),
+                (b"x-ratelimit-remaining", remaining_b),
+                (b"x-ratelimit-reset", reset_b),
+            )
+        return found
+
+
+QuotaHeaders = tuple[tuple[bytes, bytes], ...]
+"""The six quota headers of a decision, as raw ASGI pairs."""
+
+_HEADERS: dict[tuple[int, int, int], QuotaHeaders] = {}  # by (limit, remaining, reset)
+_MAX_HEADERS = 4096
 
 
 class Tightest:

@@ -20,7 +20,7 @@ admin API are never limited.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from bff.errors import GatewayError, RateLimited
 from bff.proxy.paths import normalize_path, raw_path
 from bff.ratelimit.decision import Decision
 from bff.ratelimit.policy import RateLimiter, Target, caller_key
+from bff.ratelimit.store import Batch
 
 __all__ = ["RATE_LIMIT_KEY", "Meter", "RateLimitLayer", "charge", "proxy_route_resolver"]
 
@@ -43,6 +44,8 @@ ClientIpResolver = Callable[[Scope], "str | None"]
 RouteResolver = Callable[[Scope], Any]
 
 _GRAPHQL_RESPONSE_JSON = b"application/graphql-response+json"
+_MAX_ANONYMOUS = 10_000  # anonymous callers' keys kept by address
+_MAX_KNOWN = 4096  # callers' batches kept per GraphQL app
 _QUOTA_NAMES = frozenset(
     p + n for p in (b"ratelimit-", b"x-ratelimit-") for n in (b"limit", b"remaining", b"reset")
 )
@@ -68,17 +71,19 @@ def refusal(decision: Decision, cost: int = 1) -> RateLimited:
     )
 
 
-async def charge(scope: Scope, cost: int = 1) -> Decision | None:
-    """Charge ``cost`` requests for this GraphQL request; None when nothing limits it.
+def charge(scope: Scope, cost: int = 1) -> Awaitable[Decision | None]:
+    """Charge ``cost`` requests for this GraphQL request (to be awaited); None when nothing
+    limits it.
 
     Raises :class:`~bff.errors.RateLimited` when refused and
     :class:`~bff.errors.ServiceUnavailable` when the shared store is down without
-    ``fail_open``. A no-op where the rate-limit layer is not installed.
+    ``fail_open``. A no-op where the rate-limit layer is not installed. (Not a coroutine
+    function: it hands back the meter's own coroutine, one frame fewer per request.)
     """
     meter: Meter | None = scope.get(RATE_LIMIT_KEY)
     if meter is None:
-        return None
-    return await meter.charge(cost)
+        return _nothing()
+    return meter.charge(cost)
 
 
 class Meter:
@@ -86,69 +91,80 @@ class Meter:
     ``send`` that adds the quota headers to the response."""
 
     __slots__ = (
-        "_caller",
+        "_batches",
         "_headers",
         "_limiter",
         "_plan",
         "_refused",
         "_send",
-        "_target",
         "decision",
-        "settled",
     )
 
     def __init__(
         self,
         limiter: RateLimiter,
-        caller: str,
         plan: str | None,
-        target: Target,
+        batches: list[Batch],
         scope: Scope,
         send: Send,
     ) -> None:
         self._limiter = limiter
-        self._caller = caller
         self._plan = plan
-        self._target = target
-        # The request's headers, not the scope: the scope holds this meter, and a reference
-        # cycle per request would be left for the garbage collector.
+        self._batches = batches  # the caller's counters on this app (RateLimiter.batches)
+        # The request's headers, not the scope: the scope holds this meter (until the layer
+        # takes it back), and what it holds should not lead back to the scope.
         self._headers = scope["headers"]
         self._send = send
         self._refused = False
+        #: The charge's decision; None until the request is charged.
         self.decision: Decision | None = None
-        self.settled = False
 
-    async def charge(self, cost: int) -> Decision | None:
+    async def charge(self, cost: int) -> Decision:
         """Charge ``cost`` requests (see :func:`charge`)."""
-        decision = await self._limiter.check(self._caller, self._plan, self._target, cost)
-        self.settled = True
+        local = self._limiter.local  # the memory store never waits: no coroutine for it
+        if local is not None:
+            decision = local(self._batches, cost)
+        else:
+            decision = await self._limiter.store.decide(self._batches, cost)
         self.decision = decision
-        if decision is not None and not decision.allowed:
+        if not decision.allowed:
             self._limiter.refused(self._plan)
             raise refusal(decision, cost)
         return decision
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        """The app's ``send``. Not a coroutine function: once the request is charged, it adds
+        the headers and hands back the next ``send``'s own awaitable, so no frame of its own
+        runs per message."""
         if message["type"] == "http.response.start":
             decision = self.decision
-            if not self.settled:
-                try:
-                    decision = await self._limiter.check(
-                        self._caller, self._plan, self._target, peek=True
-                    )
-                except GatewayError:
-                    decision = None  # nothing was charged: answer as the app did
-                if decision is not None and not decision.allowed:
-                    self._refused = True
-                    self._limiter.refused(self._plan)
-                    request = {"headers": self._headers}
-                    await _graphql_refusal(request, self._send, refusal(decision), decision)
-                    return
-            if decision is not None:
-                message["headers"] = [*message.get("headers", ()), *decision.headers()]
+            if decision is None:
+                return self._start_uncharged(message)
+            message["headers"] = [*message.get("headers", ()), *decision.headers()]
         elif self._refused:
+            return _nothing()
+        return self._send(message)
+
+    async def _start_uncharged(self, message: Message) -> None:
+        """The response of a request the app answered without charging: it costs nothing,
+        but carries the quota as it stands, or is a 429 when nothing is left."""
+        try:
+            decision: Decision | None = await self._limiter.peek(self._batches)
+        except GatewayError:
+            decision = None  # nothing was charged: answer as the app did
+        if decision is not None and not decision.allowed:
+            self._refused = True
+            self._limiter.refused(self._plan)
+            request = {"headers": self._headers}
+            await _graphql_refusal(request, self._send, refusal(decision), decision)
             return
+        if decision is not None:
+            message["headers"] = [*message.get("headers", ()), *decision.headers()]
         await self._send(message)
+
+
+async def _nothing() -> None:
+    return None
 
 
 class RateLimitLayer:
@@ -158,6 +174,10 @@ class RateLimitLayer:
     (exact) and ``exempt_prefixes`` (the path and below) are never limited; ``client_ip``
     resolves anonymous callers' addresses (:class:`bff.edge.client_ip.ClientIp`);
     ``route_of`` finds the passthrough route of a path (None: no route).
+
+    Per request it only looks up what it worked out before: anonymous callers' keys by
+    address, and on GraphQL paths each caller's counters by (caller, plan), both in bounded
+    dictionaries of this layer (rebuilt with it when the configuration changes).
     """
 
     def __init__(
@@ -173,34 +193,76 @@ class RateLimitLayer:
     ) -> None:
         self.app = app
         self.limiter = limiter
-        self._graphql: dict[str, Target] = {}
-        for path, target in (graphql_targets or {}).items():
-            bare = path.rstrip("/") or "/"
-            self._graphql[bare] = self._graphql[bare + "/"] = target
         prefixes = tuple(p.rstrip("/") for p in exempt_prefixes if p.rstrip("/"))
         self._exempt = frozenset(exempt_paths) | frozenset(prefixes)
         self._exempt_below = tuple(p + "/" for p in prefixes)
+        # Per GraphQL app path (none exempt, so they are looked up first): the app's target,
+        # and its callers' batches by (caller, plan) (empty: nothing limits them).
+        self._graphql: dict[str, tuple[Target, dict[tuple[str, str | None], list[Batch]]]] = {}
+        for path, target in (graphql_targets or {}).items():
+            bare = path.rstrip("/") or "/"
+            entry: tuple[Target, dict[tuple[str, str | None], list[Batch]]] = (target, {})
+            for variant in (bare, bare + "/"):
+                if not self._is_exempt(variant):
+                    self._graphql[variant] = entry
         self._client_ip = client_ip
         self._route_of = route_of
+        # Anonymous callers' keys by address: few addresses send most requests, and an IPv6
+        # address's key takes parsing.
+        self._anonymous: dict[str | None, str] = {}
+
+    def _is_exempt(self, path: str) -> bool:
+        return path in self._exempt or bool(
+            self._exempt_below and path.startswith(self._exempt_below)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path in self._exempt or (self._exempt_below and path.startswith(self._exempt_below)):
+        app = self._graphql.get(path)
+        if app is None and self._is_exempt(path):
             await self.app(scope, receive, send)
             return
         limiter = self.limiter
         principal = scope.get(PRINCIPAL_KEY)
-        anonymous = principal is None or principal.kind == "anonymous"
-        caller = caller_key(principal, self._client_ip(scope) if anonymous else None)
-        plan = limiter.plan_for(principal)
-        target = self._graphql.get(path)
-        if target is not None:
-            meter = Meter(limiter, caller, plan, target, scope, send)
+        if principal is None or principal.kind == "anonymous":
+            # The authentication layer has resolved the address (with the gateway's resolver,
+            # the one given here); without it, this layer does.
+            address = principal.client_ip if principal is not None else None
+            if address is None:
+                address = self._client_ip(scope)
+            caller = self._anonymous.get(address)
+            if caller is None:
+                if len(self._anonymous) >= _MAX_ANONYMOUS:
+                    self._anonymous.clear()
+                caller = self._anonymous[address] = caller_key(None, address)
+            plan = limiter.anonymous_plan
+        else:
+            caller = caller_key(principal, None)
+            plan = limiter.plan_for(principal)
+        if app is not None:
+            target, known = app
+            # The caller's counters on this app, kept: the same callers come back.
+            batches = known.get((caller, plan))
+            if batches is None:
+                if len(known) >= _MAX_KNOWN:
+                    known.clear()
+                batches = limiter.batches(caller, plan, "app", target) or []
+                known[caller, plan] = batches
+            if not batches:  # nothing limits it
+                await self.app(scope, receive, send)
+                return
+            meter = Meter(limiter, plan, batches, scope, send)
             scope[RATE_LIMIT_KEY] = meter
-            await self.app(scope, receive, meter.send)
+            try:
+                await self.app(scope, receive, meter.send)
+            finally:
+                # The meter holds the next layer's send, which may hold the scope (compression
+                # does): left in the scope, each request would leave a reference cycle of some
+                # 30 objects for the garbage collector.
+                scope.pop(RATE_LIMIT_KEY, None)
             return
         route = self._route_of(scope) if self._route_of is not None else None
         try:

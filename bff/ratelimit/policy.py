@@ -130,7 +130,11 @@ class RateLimiter:
         self._policies: dict[tuple[str | None, str, str], tuple[object, object, Policy]] = {}
         #: Hears of each refused request, with its plan (the gateway's metrics set it).
         self.on_refused: Callable[[str | None], object] | None = None
-        self._local = store.decide_now if isinstance(store, MemoryStore) else None
+        #: The memory store's ``decide_now``, called without a coroutine (it never waits);
+        #: None for a store that has to be awaited.
+        self.local = store.decide_now if isinstance(store, MemoryStore) else None
+        #: The plan of anonymous callers (:meth:`plan_for` of an anonymous principal).
+        self.anonymous_plan = self.plan_for(None)
 
     @classmethod
     def from_config(cls, config: GatewayConfig) -> RateLimiter | None:
@@ -214,6 +218,14 @@ class RateLimiter:
         own = CounterSet(tuple(counters)) if counters else None
         return Policy(tuple(suffixes), own, tuple(shared))
 
+    def batches(self, caller: str, plan: str | None, kind: str, target: Any) -> list[Batch] | None:
+        """The store batches charging ``caller`` under ``plan`` on ``target`` (of ``kind``
+        ``app`` or ``route``, as for :meth:`policy`); None when nothing limits the request."""
+        policy = self.policy(plan, kind, target)
+        if policy is _NO_POLICY:
+            return None
+        return policy.batches(self.prefix, caller)
+
     async def check(
         self,
         caller: str,
@@ -230,29 +242,29 @@ class RateLimiter:
         request would be). Raises :class:`~bff.errors.ServiceUnavailable` when the shared store
         is unreachable and ``fail_open`` is off.
         """
-        policy = self.policy(plan, "app", target)
-        if policy is _NO_POLICY:
+        batches = self.batches(caller, plan, "app", target)
+        if batches is None:
             return None
-        batches = policy.batches(self.prefix, caller)
         if peek:
-            return await self._peek(batches)
-        if self._local is not None:  # the memory store never waits: no coroutine for it
-            return self._local(batches, cost)
+            return await self.peek(batches)
+        if self.local is not None:  # the memory store never waits: no coroutine for it
+            return self.local(batches, cost)
         return await self.store.decide(batches, cost)
 
     async def check_route(
         self, caller: str, plan: str | None, route: Any, cost: int = 1
     ) -> Decision | None:
         """:meth:`check` for a passthrough route (its :class:`~bff.config.RouteConfig`)."""
-        policy = self.policy(plan, "route", route)
-        if policy is _NO_POLICY:
+        batches = self.batches(caller, plan, "route", route)
+        if batches is None:
             return None
-        batches = policy.batches(self.prefix, caller)
-        if self._local is not None:
-            return self._local(batches, cost)
+        if self.local is not None:
+            return self.local(batches, cost)
         return await self.store.decide(batches, cost)
 
-    async def _peek(self, batches: list[Batch]) -> Decision:
+    async def peek(self, batches: list[Batch]) -> Decision:
+        """The quota of ``batches`` as it stands, charging nothing (``allowed``: whether one
+        more request would be)."""
         decision = await self.store.decide(batches, 0, charge=False)  # the quota as it stands
         if decision.remaining < 1:
             # Out of quota: when would one more request fit? (Only throttled callers ask.)

@@ -23,6 +23,9 @@ class CounterSet:
 
     counters: tuple[tuple[Window, ...], ...]
     argv: tuple[bytes, ...] = field(init=False)
+    #: Per counter, per window: ``(field, interval, tolerance, capacity)``, what the memory
+    #: store's token bucket reads (one tuple to unpack rather than four attributes per window).
+    specs: tuple[tuple[tuple[str, float, float, int], ...], ...] = field(init=False)
 
     def __post_init__(self) -> None:
         argv: list[str] = []
@@ -32,6 +35,11 @@ class CounterSet:
                 argv.extend((w.field, str(w.limit), str(w.capacity)))
         # Encoded once here rather than by the Redis client on every call.
         object.__setattr__(self, "argv", tuple(a.encode() for a in argv))
+        specs = tuple(
+            tuple((w.field, w.interval, w.tolerance, w.capacity) for w in windows)
+            for windows in self.counters
+        )
+        object.__setattr__(self, "specs", specs)
 
 
 Batch = tuple[Sequence[str], CounterSet]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
 
+from bff.ratelimit import Meter
 from tests.bff.ratelimit.support import (
     ADMIN,
     bearer,
@@ -235,6 +237,37 @@ async def test_graphql_operations_are_charged_their_cost(services: SampleService
         # A cheap operation still fits.
         r = await gql(client, "web", Q)
         assert r.status_code == 200 and r.json()["extensions"]["cost"]["remaining"] == 0
+
+
+async def test_a_users_new_tier_applies_to_graphql_at_once(services: SampleServices) -> None:
+    """The layer keeps each caller's counters per app: by caller and plan, not caller alone."""
+    async with limited_gateway(services, limits()) as gw:
+        client = gw.client()
+        r = await gql(client, "web", Q, headers=bearer("7", "free"))
+        assert quota(r) == (5, 4, 12)
+        r = await gql(client, "web", Q, headers=bearer("7", "pro"))
+        assert quota(r) == (10, 9, 6)
+        r = await gql(client, "web", Q, headers=bearer("7", "free"))
+        assert quota(r) == (5, 3, 24)
+
+
+async def test_a_charged_graphql_request_leaves_no_reference_cycle(
+    services: SampleServices,
+) -> None:
+    """The meter (in the scope) holds the next layer's send, which holds the scope: the layer
+    takes the meter back, or every request would wait for the garbage collector."""
+    async with limited_gateway(services, limits()) as gw:
+        client = gw.client()
+        assert (await gql(client, "web", Q)).status_code == 200  # warm: caches, connections
+        gc.collect()
+        gc.disable()
+        try:
+            r = await gql(client, "web", Q)
+            assert r.status_code == 200 and quota(r) == (3, 1, 40)
+            meters = [o for o in gc.get_objects() if isinstance(o, Meter)]
+        finally:
+            gc.enable()
+        assert meters == []
 
 
 async def test_an_operation_bigger_than_the_quota_says_so(services: SampleServices) -> None:

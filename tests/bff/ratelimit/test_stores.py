@@ -9,7 +9,17 @@ import pytest
 from redis.asyncio import Redis
 
 from bff.errors import ServiceUnavailable
-from bff.ratelimit import Algorithm, Decision, MemoryStore, RedisStore, Store, Window
+from bff.ratelimit import (
+    Algorithm,
+    Batch,
+    Decision,
+    MemoryStore,
+    RedisStore,
+    Store,
+    Window,
+    token_bucket,
+)
+from bff.ratelimit.decision import Tightest
 from tests.bff.ratelimit.conftest import Clock, batch, hour, minute
 from tests.support.servers import free_port
 
@@ -163,6 +173,49 @@ async def test_memory_and_redis_decide_alike(
         await redis.aclose()
 
 
+def _reference(
+    state: dict[str, dict[str, float]], batches: list[Batch], cost: int, now: float
+) -> Decision:
+    """A decision by algorithms.token_bucket itself, folded by decision.Tightest."""
+    tightest = Tightest()
+    writes: list[tuple[str, tuple[tuple[str, float], ...]]] = []
+    for keys, counter_set in batches:
+        for key, windows in zip(keys, counter_set.counters, strict=True):
+            fields = state.get(key, {})
+            for w in windows:
+                ok, rem, reset, retry, out = token_bucket(
+                    fields, w.field, now, w.span, w.limit, w.capacity, cost
+                )
+                tightest.add(ok, w.capacity, rem, reset, retry)
+                if out is not None:
+                    writes.append((key, out))
+    decision = tightest.decision()
+    if decision.allowed:
+        for key, out in writes:
+            state.setdefault(key, {}).update(out)
+    return decision
+
+
+async def test_the_memory_token_bucket_is_algorithms_token_bucket() -> None:
+    """The memory store inlines algorithms.token_bucket: the same decisions, without Redis."""
+    clock = Clock(1_700_000_000.123)
+    memory = MemoryStore("token_bucket", clock=clock)
+    own = batch([minute(7, burst=3), hour(40)], [Window(1.0, 5, 5)])
+    shared = batch([Window(10.0, 9, 9)], keys=["{g:all}"])
+    state: dict[str, dict[str, float]] = {}
+    rnd = random.Random(7)
+    steps = [0.0, 0.001, 0.1, 0.5, 1.0, 3.0, 60 / 7, 20.0, 61.0]
+    outcomes = []
+    for _ in range(2000):
+        clock.advance(rnd.choice(steps))
+        cost = rnd.choice([1, 1, 1, 2, 5])
+        batches = [own, shared] if rnd.random() < 0.3 else [own]
+        expected = _reference(state, batches, cost, clock.now)
+        assert memory.decide_now(batches, cost) == expected
+        outcomes.append(expected.allowed)
+    assert 100 < sum(outcomes) < 1900
+
+
 # -- Redis specifics ---------------------------------------------------------------------------
 
 
@@ -241,6 +294,27 @@ async def test_memory_holds_at_most_max_keys(clock: Clock) -> None:
     # The most recent callers are the ones kept.
     kept = store.decide_now([batch([minute(60)], keys=["{ip:10.0.19.135}:p"])], 1)
     assert kept.remaining == 58
+
+
+async def test_a_steady_caller_keeps_the_memory_store_small(clock: Clock) -> None:
+    store = MemoryStore(clock=clock)
+    b = [batch([minute(60), hour(1000)], keys=["{u:1}:p"])]
+    for _ in range(20_000):
+        clock.advance(4.0)  # a little slower than the hour refills (3.6 s): never refused
+        assert store.decide_now(b, 1).allowed
+    assert len(store) == 1
+    assert len(store._expiries) <= 2 * len(store) + 64  # the expiry heap does not grow
+
+
+async def test_an_expired_counter_starts_over(clock: Clock) -> None:
+    store = MemoryStore(clock=clock)
+    b = [batch([minute(60)], keys=["a"])]
+    assert store.decide_now(b, 30).remaining == 30
+    clock.advance(63.0)  # full again after 30 s; kept twice as long (one re-insert, not many)
+    assert store.decide_now([batch([minute(60)], keys=["b"])], 1).remaining == 59
+    assert len(store) == 1
+    assert store.decide_now(b, 1).remaining == 59
+    assert len(store) == 2
 
 
 async def test_idle_counters_expire(clock: Clock) -> None:
