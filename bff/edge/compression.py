@@ -220,16 +220,11 @@ class _Responder:
         headers = message.get("headers", ())
         self.start = message
         status = message["status"]
-        content_type = content_length = coding = cache_control = None
-        for name, value in headers:  # ASGI response header names are lower case
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                content_length = value
-            elif name == b"content-encoding":
-                coding = value
-            elif name == b"cache-control":
-                cache_control = value
+        named = dict(headers)  # ASGI response header names are lower case
+        content_type = named.get(b"content-type")
+        content_length = named.get(b"content-length")
+        coding = named.get(b"content-encoding")
+        cache_control = named.get(b"cache-control")
         if (
             status < 200
             or status in (204, 206, 304)

@@ -45,10 +45,12 @@ class RequestIdLayer:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *(h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"),
-                    rid_header,
-                ]
+                headers = list(message.get("headers", ()))
+                # ASGI response header names are lower case; dict() finds one in C.
+                if b"x-request-id" in dict(headers):
+                    headers = [h for h in headers if h[0] != b"x-request-id"]
+                headers.append(rid_header)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -16,7 +16,6 @@ _DEFAULTS = (
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 )
-_NAMES = frozenset(name for name, _ in _DEFAULTS)
 
 
 class SecurityHeadersLayer:
@@ -32,11 +31,11 @@ class SecurityHeadersLayer:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers if name.lower() in _NAMES}
-                if len(present) != len(_DEFAULTS):
-                    headers.extend(h for h in _DEFAULTS if h[0] not in present)
-                    message["headers"] = headers
+                headers = message.get("headers", ())
+                present = dict(headers)  # ASGI response header names are lower case
+                missing = [h for h in _DEFAULTS if h[0] not in present]
+                if missing:
+                    message["headers"] = [*headers, *missing]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
