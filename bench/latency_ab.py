@@ -18,7 +18,6 @@ limited gateway what it adds to the median (microseconds and percent).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import statistics
