@@ -10,6 +10,10 @@ others charged is given back, so a refused request costs nothing anywhere.
 The script is called by its SHA-1, known in advance; after ``NOSCRIPT`` (first use, or a
 restarted Redis) it is loaded once and the call repeated.
 
+Commands go through :class:`~bff.ratelimit.resp.RespClient`, one pipelined connection that
+concurrent decisions share (redis-py's pool and parser cost far more CPU than the round trip);
+for what that client does not handle (TLS) the store uses redis-py's client.
+
 **Redis unreachable** (refused, reset, or silent past ``state.redis_socket_timeout``): with
 ``fail_open`` the process switches at once to its own :class:`~bff.ratelimit.memory.MemoryStore`,
 counts every decision made there in :attr:`RedisStore.local_decisions`, logs the outage once (and
@@ -35,6 +39,7 @@ from bff.errors import ServiceUnavailable
 from bff.ratelimit.algorithms import Algorithm
 from bff.ratelimit.decision import Decision, Tightest
 from bff.ratelimit.memory import MemoryStore
+from bff.ratelimit.resp import RespClient, pack
 from bff.ratelimit.script import SCRIPT, SCRIPT_SHA
 from bff.ratelimit.store import Batch, CounterSet
 
@@ -51,6 +56,8 @@ def _bulk(value: bytes) -> bytes:
 
 
 _EVALSHA = _bulk(b"EVALSHA") + _bulk(SCRIPT_SHA.encode())
+_SCRIPT_LOAD = pack(b"SCRIPT", b"LOAD", SCRIPT.encode())
+_PING = pack(b"PING")
 _CHARGE, _PEEK = b"c", b"p"
 _UNREACHABLE = (RedisError, OSError, TimeoutError)
 
@@ -59,7 +66,9 @@ class RedisStore:
     """Rate-limit counters in Redis (see the module docstring).
 
     ``clock``: when given, the decision time comes from it rather than from Redis's ``TIME``
-    (tests use it to replay a sequence through both stores).
+    (tests use it to replay a sequence through both stores). ``resp``: the connection the
+    decisions use; by default one to ``client``'s server and database (None when ``client``
+    connects in a way :class:`RespClient` does not: then ``client`` itself is used).
     """
 
     def __init__(
@@ -73,8 +82,10 @@ class RedisStore:
         probe_interval: float = 1.0,
         log_interval: float = 60.0,
         clock: Any = None,
+        resp: RespClient | None = None,
     ) -> None:
         self.client = client
+        self.resp = resp if resp is not None else RespClient.like(client)
         self.algorithm: Algorithm = algorithm
         self.fallback = fallback or MemoryStore(algorithm)
         self.fail_open = fail_open
@@ -102,8 +113,11 @@ class RedisStore:
         socket_timeout: float = 0.5,
         **kwargs: Any,
     ) -> RedisStore:
-        """A store on a new client for ``url``: short timeouts and no retries, since a slow
+        """A store on new clients for ``url``: short timeouts and no retries, since a slow
         Redis must not hold requests (``fail_open`` answers instead)."""
+        resp = None
+        if RespClient.supports(url):
+            resp = RespClient.from_url(url, connect_timeout=connect_timeout)
         client = Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout,
@@ -113,7 +127,7 @@ class RedisStore:
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        return cls(client, timeout=socket_timeout, **kwargs)
+        return cls(client, timeout=socket_timeout, resp=resp, **kwargs)
 
     # -- deciding --------------------------------------------------------------------------
 
@@ -155,11 +169,22 @@ class RedisStore:
         return b"".join(parts)
 
     async def _evalsha_packed(self, command: bytes) -> Any:
-        """Send one packed ``EVALSHA`` on a pooled connection and read its reply: what
-        ``client.evalsha`` does, without packing the arguments again (about 50 us of CPU per
-        call in redis-py 8) or the retry and event machinery this store does not use. After
-        ``NOSCRIPT`` (first use, a restarted Redis) the script is loaded and the call made
-        again."""
+        """Send one packed ``EVALSHA`` and read its reply. After ``NOSCRIPT`` (first use, a
+        restarted Redis) the script is loaded and the call made again."""
+        resp = self.resp
+        if resp is None:
+            return await self._evalsha_pooled(command)
+        try:
+            return await resp.send(command)
+        except NoScriptError:
+            pass
+        await resp.send(_SCRIPT_LOAD)
+        return await resp.send(command)
+
+    async def _evalsha_pooled(self, command: bytes) -> Any:
+        """:meth:`_evalsha_packed` through redis-py's client: what ``client.evalsha`` does,
+        without packing the arguments again (about 50 us of CPU per call in redis-py 8) or the
+        retry and event machinery this store does not use."""
         pool = self.client.connection_pool
         for attempt in (1, 2):
             conn = await pool.get_connection()
@@ -197,6 +222,30 @@ class RedisStore:
         return decision
 
     async def _pipeline(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """One ``EVALSHA`` per call, all sent before any reply is read (one round trip)."""
+        resp = self.resp
+        if resp is None:
+            return await self._pipeline_pooled(calls)
+        commands = [
+            pack(b"EVALSHA", SCRIPT_SHA.encode(), b"%d" % len(keys), *map(str.encode, keys), *args)
+            for keys, args in calls
+        ]
+        for attempt in (1, 2):
+            replies = await asyncio.gather(
+                *(resp.send(command) for command in commands), return_exceptions=True
+            )
+            if not any(isinstance(r, NoScriptError) for r in replies):
+                break
+            if attempt == 1:
+                await resp.send(_SCRIPT_LOAD)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies)
+
+    async def _pipeline_pooled(
+        self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
         for attempt in (1, 2):
             pipe = self.client.pipeline(transaction=False)
             for keys, args in calls:
@@ -233,6 +282,10 @@ class RedisStore:
     def _went_down(self, exc: BaseException) -> None:
         if not self.available:
             return
+        if self.resp is not None:
+            # Whatever is still waiting on this connection waits on a Redis that is gone or
+            # hung; the probe connects afresh.
+            self.resp.disconnect()
         self.available = False
         self.outages += 1
         now = time.monotonic()
@@ -264,8 +317,13 @@ class RedisStore:
     async def _ping(self) -> None:
         try:
             async with asyncio.timeout(self.timeout):
-                await self.client.ping()
+                if self.resp is not None:
+                    await self.resp.send(_PING)
+                else:
+                    await self.client.ping()
         except _UNREACHABLE:
+            if self.resp is not None:
+                self.resp.disconnect()  # a hung connection: the next probe connects afresh
             return
         except asyncio.CancelledError:
             raise
@@ -286,6 +344,8 @@ class RedisStore:
             self._probe.cancel()
             self._probe = None
         await self.fallback.aclose()
+        if self.resp is not None:
+            await self.resp.aclose()
         try:
             await self.client.aclose()
         except Exception:  # closing a dead connection may fail; nothing to do about it
