@@ -33,13 +33,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from bff.errors import ServiceUnavailable
 from bff.ratelimit.algorithms import Algorithm
 from bff.ratelimit.decision import Decision, Tightest
 from bff.ratelimit.memory import MemoryStore
-from bff.ratelimit.resp import RespClient, pack
+from bff.ratelimit.resp import RespClient, bulk, pack
 from bff.ratelimit.script import SCRIPT, SCRIPT_SHA
 from bff.ratelimit.store import Batch, CounterSet
 
@@ -50,12 +50,7 @@ log = logging.getLogger("bff.ratelimit")
 _ALGORITHM = {"token_bucket": b"tb", "sliding_window": b"sw"}
 
 
-def _bulk(value: bytes) -> bytes:
-    """``value`` as a RESP bulk string."""
-    return b"$%d\r\n%s\r\n" % (len(value), value)
-
-
-_EVALSHA = _bulk(b"EVALSHA") + _bulk(SCRIPT_SHA.encode())
+_EVALSHA = bulk(b"EVALSHA") + bulk(SCRIPT_SHA.encode())
 _SCRIPT_LOAD = pack(b"SCRIPT", b"LOAD", SCRIPT.encode())
 _PING = pack(b"PING")
 _CHARGE, _PEEK = b"c", b"p"
@@ -157,15 +152,15 @@ class RedisStore:
         tail = self._tails.get(counter_set)
         if tail is None:
             tail = self._tails[counter_set] = b"".join(
-                _bulk(a) for a in (self._mode, *counter_set.argv)
+                bulk(a) for a in (self._mode, *counter_set.argv)
             )
         parts = [
             b"*%d\r\n" % (7 + len(keys) + len(counter_set.argv)),
             _EVALSHA,
-            _bulk(b"%d" % len(keys)),
+            bulk(b"%d" % len(keys)),
         ]
-        parts.extend(_bulk(key.encode()) for key in keys)
-        parts += (_bulk(now), _bulk(cost), _bulk(mode), tail)
+        parts.extend(bulk(key.encode()) for key in keys)
+        parts += (bulk(now), bulk(cost), bulk(mode), tail)
         return b"".join(parts)
 
     async def _evalsha_packed(self, command: bytes) -> Any:
@@ -173,33 +168,13 @@ class RedisStore:
         restarted Redis) the script is loaded and the call made again."""
         resp = self.resp
         if resp is None:
-            return await self._evalsha_pooled(command)
-        try:
+            return (await self._send_all([command]))[0]
+        try:  # the usual path: no list, no gather
             return await resp.send(command)
         except NoScriptError:
             pass
         await resp.send(_SCRIPT_LOAD)
         return await resp.send(command)
-
-    async def _evalsha_pooled(self, command: bytes) -> Any:
-        """:meth:`_evalsha_packed` through redis-py's client: what ``client.evalsha`` does,
-        without packing the arguments again (about 50 us of CPU per call in redis-py 8) or the
-        retry and event machinery this store does not use."""
-        pool = self.client.connection_pool
-        for attempt in (1, 2):
-            conn = await pool.get_connection()
-            try:
-                # redis-py closes the connection itself when a send or read fails or is
-                # cancelled (the store's timeout), so it never goes back half-read.
-                await conn.send_packed_command(command, check_health=False)
-                return await conn.read_response()
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-            finally:
-                await pool.release(conn)
-            await self.client.script_load(SCRIPT)
-        raise AssertionError("unreachable")
 
     async def _decide_many(
         self, batches: Sequence[Batch], cost: int, charge: bool, now: bytes
@@ -223,44 +198,50 @@ class RedisStore:
 
     async def _pipeline(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
         """One ``EVALSHA`` per call, all sent before any reply is read (one round trip)."""
-        resp = self.resp
-        if resp is None:
-            return await self._pipeline_pooled(calls)
         commands = [
             pack(b"EVALSHA", SCRIPT_SHA.encode(), b"%d" % len(keys), *map(str.encode, keys), *args)
             for keys, args in calls
         ]
+        return await self._send_all(commands)
+
+    async def _send_all(self, commands: Sequence[bytes]) -> list[Any]:
+        """Send packed ``commands`` at once and read their replies in order; after
+        ``NOSCRIPT`` load the script and send them again. Raises the first error reply."""
         for attempt in (1, 2):
-            replies = await asyncio.gather(
-                *(resp.send(command) for command in commands), return_exceptions=True
-            )
+            replies = await self._exchange(commands)
             if not any(isinstance(r, NoScriptError) for r in replies):
                 break
             if attempt == 1:
-                await resp.send(_SCRIPT_LOAD)
+                await self._exchange([_SCRIPT_LOAD])
         for reply in replies:
             if isinstance(reply, BaseException):
                 raise reply
-        return list(replies)
+        return replies
 
-    async def _pipeline_pooled(
-        self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
-        for attempt in (1, 2):
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(SCRIPT_SHA, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(r, NoScriptError) for r in replies):
-                break
-            if attempt == 1:
-                await self.client.script_load(SCRIPT)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return list(replies)
-
-    # -- the fallback --------------------------------------------------------------------------
+    async def _exchange(self, commands: Sequence[bytes]) -> list[Any]:
+        """The replies to ``commands`` (an error reply as its exception), through the store's
+        own client, or redis-py's pool where there is none (TLS): on one pooled connection,
+        without redis-py packing the arguments again or its retry and event machinery."""
+        resp = self.resp
+        if resp is not None:
+            return list(
+                await asyncio.gather(*(resp.send(c) for c in commands), return_exceptions=True)
+            )
+        pool = self.client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            # redis-py closes the connection itself when a send or read fails or is cancelled
+            # (the store's timeout), so it never goes back half-read.
+            await conn.send_packed_command(b"".join(commands), check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # read whole: the connection stays in step
+                    replies.append(exc)
+            return replies
+        finally:
+            await pool.release(conn)
 
     async def _locally(self, batches: Sequence[Batch], cost: int, charge: bool) -> Decision:
         if not self.fail_open:

@@ -56,13 +56,14 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-pooled"])
 async def make_store(
     request: pytest.FixtureRequest, clock: Clock
 ) -> AsyncIterator[Callable[[Algorithm], Store]]:
-    """``make_store(algorithm)``: a memory or a Redis store on the test's clock."""
+    """``make_store(algorithm)``: a memory or a Redis store on the test's clock (``redis``:
+    through the store's own client; ``redis-pooled``: through redis-py's pool, as with TLS)."""
     made: list[Store] = []
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    url = request.getfixturevalue("redis_url") if request.param != "memory" else None
 
     def make(algorithm: Algorithm) -> Store:
         store: Store
@@ -70,6 +71,8 @@ async def make_store(
             store = MemoryStore(algorithm, clock=clock)
         else:
             store = RedisStore(Redis.from_url(url), algorithm=algorithm, clock=clock)
+            if request.param == "redis-pooled":
+                store.resp = None
         made.append(store)
         return store
 

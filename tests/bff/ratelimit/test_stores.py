@@ -235,10 +235,13 @@ async def test_redis_keys_expire_with_their_state(
     assert set(await redis_client.hkeys(key)) == {b"60", b"3600"}
 
 
+@pytest.mark.parametrize("client", ["own", "redis-py pool"])
 async def test_the_script_is_loaded_again_after_a_flush(
-    redis_url: str, redis_client: Redis, key_prefix: str, clock: Clock
+    redis_url: str, redis_client: Redis, key_prefix: str, clock: Clock, client: str
 ) -> None:
     store = RedisStore(Redis.from_url(redis_url), clock=clock)
+    if client == "redis-py pool":  # as with TLS
+        store.resp = None
     b = [batch([minute(5)], prefix=key_prefix)]
     shared = batch([minute(5)], keys=[f"{key_prefix}{{g:x}}"])
     try:

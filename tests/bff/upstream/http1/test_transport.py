@@ -69,9 +69,10 @@ class RawConnection:
         #: The client closed its side (seen by a read).
         self.eof = asyncio.Event()
 
-    async def _until(self, separator: bytes) -> bytes | None:
+    async def _kept(self, reading: Awaitable[bytes]) -> bytes | None:
+        """What ``reading`` returns, also kept in ``received``; None at the client's EOF."""
         try:
-            data = await self.reader.readuntil(separator)
+            data = await reading
         except asyncio.IncompleteReadError as exc:
             self.received += exc.partial
             self.eof.set()
@@ -79,15 +80,11 @@ class RawConnection:
         self.received += data
         return data
 
-    async def _exactly(self, n: int) -> bytes | None:
-        try:
-            data = await self.reader.readexactly(n)
-        except asyncio.IncompleteReadError as exc:
-            self.received += exc.partial
-            self.eof.set()
-            return None
-        self.received += data
-        return data
+    def _until(self, separator: bytes) -> Awaitable[bytes | None]:
+        return self._kept(self.reader.readuntil(separator))
+
+    def _exactly(self, n: int) -> Awaitable[bytes | None]:
+        return self._kept(self.reader.readexactly(n))
 
     async def read_request(self) -> RawRequest | None:
         """The next request (head and body), or ``None`` once the client closed."""
