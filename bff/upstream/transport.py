@@ -150,14 +150,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._get_session()
         ext = request.extensions.get("timeout") or {}
-        connect = ext.get("connect")
-        pool = ext.get("pool")
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=(connect + pool) if connect is not None and pool is not None else connect,
-            sock_connect=connect,
-            sock_read=ext.get("read"),
-        )
+        timeout = _client_timeout(ext)
         raw_headers = request.headers.raw
         data: object
         if isinstance(request.stream, httpx.ByteStream):

@@ -110,8 +110,8 @@ async def test_a_refused_connection_raises_upstream_error() -> None:
         await upstream.aclose()
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-async def test_both_transports_behave_alike(services: SampleServices, transport: str) -> None:
+@pytest.mark.parametrize("transport", ["native", "aiohttp", "httpx"])
+async def test_every_transport_behaves_alike(services: SampleServices, transport: str) -> None:
     upstream = Upstream("users", [(services["users"].url, 1)], transport=transport)  # type: ignore[arg-type]
     try:
         users = await UsersClient({"users": upstream}).get_users([3, 1])
